@@ -1,0 +1,38 @@
+# Two set-up commands: `make run` and `make test`. Everything else is a helper of those.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench docker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## start the service with its embedded defaults on 127.0.0.1:8086
+	CCTV_HOST=$${CCTV_HOST:-127.0.0.1} $(BIN)/cctv-orchestrator serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check orchestrator tests scripts
+	$(BIN)/ruff format --check orchestrator tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+docker:  ## make sure a Docker engine answers (installs docker.io when root and missing)
+	bash scripts/ensure-docker.sh
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test: $(STAMP) lint typecheck docker  ## what CI runs
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.reservations
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,32 @@
+-- heartbeat: extend a live lease. Never shortens it.
+--
+-- KEYS[1] stream:reservation:<rid>   KEYS[2] stream:leases:source:<SOURCE>
+-- KEYS[3] stream:leases:camera:<camera>   KEYS[4] stream:leases
+-- KEYS[5] stream:count:<SOURCE>      KEYS[6] stream:metadata:<camera> (unused, keeps the layout)
+-- ARGV[1] clock offset ms   ARGV[2] lease member   ARGV[3] lease ms (> 0)
+-- ARGV[4] hash garbage-collection slack ms
+-- Returns: {'OK', expires_at_ms} | {'NOT_FOUND'} | {'INVALID', argument}
+
+local offset = int_arg(ARGV[1], -1e13, 1e13)
+local lease_ms = int_arg(ARGV[3], 1, 86400000)
+local gc_ms = int_arg(ARGV[4], 0, 86400000)
+if offset == nil then return {'INVALID', 'offset'} end
+if lease_ms == nil then return {'INVALID', 'lease_ms'} end
+if gc_ms == nil then return {'INVALID', 'gc_ms'} end
+if #KEYS ~= 6 then return {'INVALID', 'keys'} end
+
+local now = now_ms(offset)
+local member = ARGV[2]
+local score = tonumber(redis.call('ZSCORE', KEYS[4], member))
+if score == nil or score <= now or redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'NOT_FOUND'}
+end
+local expires = math.max(score, now + lease_ms)
+if expires > score then
+  redis.call('ZADD', KEYS[2], 'XX', expires, member)
+  redis.call('ZADD', KEYS[3], 'XX', expires, member)
+  redis.call('ZADD', KEYS[4], 'XX', expires, member)
+  redis.call('HSET', KEYS[1], 'expires_at', expires)
+  redis.call('PEXPIREAT', KEYS[1], expires + gc_ms)
+end
+return {'OK', expires}

@@ -1,0 +1,72 @@
+"""Service settings, read from the environment (names fixed by design §7).
+
+Settings are grouped by concern and carry their unit in the name. Unprefixed names
+(``VALKEY_URL``, ``LIVEKIT_*``, ``DOCKER_HOST``) are the ones deployments already use; every
+other setting is ``CCTV_<NAME>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.domain.ids import TOTAL, validate_source
+
+DEFAULT_SOURCE_LIMITS: dict[str, int] = {
+    "DUBAI_POLICE": 50,
+    "METRO": 30,
+    "BUS": 20,
+    "OTHER": 400,
+    TOTAL: 500,
+}
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service. See ``docs/configuration.md``."""
+
+    model_config = SettingsConfigDict(env_prefix="CCTV_", extra="ignore", populate_by_name=True)
+
+    # --- Valkey -------------------------------------------------------------------------
+    valkey_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("VALKEY_URL", "valkey_url")
+    )
+    data_dir: Path = Path("./data")
+    valkey_timeout_seconds: float = 0.5
+
+    # --- HTTP ---------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8086
+
+    # --- leases and quotas --------------------------------------------------------------
+    lease_seconds: float = 60.0
+    drain_grace_seconds: float = 3.0
+    claim_seconds: float = 30.0
+    expire_batch_size: int = 200
+    sweep_interval_seconds: float = 1.0
+    source_limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_SOURCE_LIMITS))
+    default_source_limit: int = 0
+
+    # --- camera registry ----------------------------------------------------------------
+    cameras_file: Path | None = None
+
+    @field_validator("source_limits")
+    @classmethod
+    def _check_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for source, limit in value.items():
+            validate_source(source)
+            if limit < 0:
+                raise ValueError(f"limit for {source} must be >= 0")
+        return value
+
+    @field_validator("lease_seconds", "drain_grace_seconds", "claim_seconds")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+    def limit_for(self, source: str) -> int:
+        """The configured default limit of ``source`` (a value in Valkey overrides it)."""
+        return self.source_limits.get(source, self.default_source_limit)

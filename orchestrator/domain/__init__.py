@@ -1,0 +1,1 @@
+"""Pure models and decisions. Imports no I/O library."""

@@ -1,0 +1,61 @@
+"""Identifier rules and the names other systems rely on (design §2).
+
+Every camera id and source is checked here before it reaches a key, a label or a name.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from orchestrator.errors import InvalidInput
+
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_RESERVATION = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+
+TOTAL = "TOTAL"
+VIEWER_PREFIX = "viewer_"
+ROOM_PREFIX = "camera_"
+CONTAINER_PREFIX = "whip-pusher-"
+
+
+def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise InvalidInput(
+            f"{kind} must be 1-64 characters of letters, digits, '.', '_' or '-'", field=kind
+        )
+    return value
+
+
+def validate_camera_id(value: str) -> str:
+    return _check("camera_id", value, _ID)
+
+
+def validate_source(value: str) -> str:
+    """A source (agency) name. ``TOTAL`` is reserved for the global limit."""
+    return _check("source", value, _ID)
+
+
+def validate_reservation_id(value: str) -> str:
+    return _check("reservation_id", value, _RESERVATION)
+
+
+def new_reservation_id() -> str:
+    """128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def viewer_identity(reservation_id: str) -> str:
+    return f"{VIEWER_PREFIX}{reservation_id}"
+
+
+def room_name(camera_id: str) -> str:
+    return f"{ROOM_PREFIX}{camera_id}"
+
+
+def publisher_identity(camera_id: str) -> str:
+    return f"{ROOM_PREFIX}{camera_id}_publisher"
+
+
+def container_name(camera_id: str) -> str:
+    return f"{CONTAINER_PREFIX}{camera_id}"

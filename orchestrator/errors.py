@@ -1,0 +1,103 @@
+"""The one exception hierarchy of the service.
+
+::
+
+    OrchestratorError
+    ├── InvalidInput                 bad identifier or argument (HTTP 400/422)
+    ├── NotFound
+    │   ├── CameraNotFound           unknown camera (404)
+    │   └── ReservationNotFound      unknown or expired lease (404)
+    ├── CameraDisabled               camera exists but is disabled (409)
+    ├── QuotaExceeded                a source or the TOTAL limit is full (429)
+    ├── LimitBelowUsage              a new limit would sit below live usage (409)
+    ├── StaleGeneration              a fenced pusher write lost to a newer generation
+    ├── ScriptProtocolError          a Lua script answered something unknown (a bug)
+    └── TemporaryError               may succeed later; carries ``retry_after_seconds``
+        ├── StoreUnavailable         Valkey unreachable or timing out (503)
+        ├── RuntimeUnavailable       Docker engine unreachable
+        └── LiveKitUnavailable       LiveKit unreachable or timing out
+
+Third-party errors (redis, docker, livekit) are translated at their adapter with
+``raise ... from exc`` and never leak past it.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base of every error this service raises on purpose."""
+
+    code = "INTERNAL_ERROR"
+
+
+class InvalidInput(OrchestratorError):
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(OrchestratorError):
+    code = "NOT_FOUND"
+
+
+class CameraNotFound(NotFound):
+    code = "CAMERA_NOT_FOUND"
+
+
+class ReservationNotFound(NotFound):
+    code = "RESERVATION_NOT_FOUND"
+
+
+class CameraDisabled(OrchestratorError):
+    code = "CAMERA_DISABLED"
+
+
+class QuotaExceeded(OrchestratorError):
+    """``scope`` is ``"SOURCE"`` (the agency's own limit) or ``"TOTAL"`` (the global one)."""
+
+    code = "AGENCY_LIMIT_EXCEEDED"
+
+    def __init__(self, *, source: str, scope: str, current: int, limit: int) -> None:
+        super().__init__(f"{scope.lower()} limit reached for {source}: {current}/{limit}")
+        self.source = source
+        self.scope = scope
+        self.current = current
+        self.limit = limit
+
+
+class LimitBelowUsage(OrchestratorError):
+    code = "LIMIT_BELOW_USAGE"
+
+    def __init__(self, *, name: str, current: int, limit: int) -> None:
+        super().__init__(f"limit {limit} for {name} is below its live usage {current}")
+        self.current = current
+        self.limit = limit
+
+
+class StaleGeneration(OrchestratorError):
+    code = "STALE_GENERATION"
+
+
+class ScriptProtocolError(OrchestratorError):
+    code = "SCRIPT_PROTOCOL_ERROR"
+
+
+class TemporaryError(OrchestratorError):
+    """An error that may go away; ``retry_after_seconds`` hints when to try again."""
+
+    code = "SERVICE_UNAVAILABLE"
+    retry_after_seconds: float = 1.0
+
+
+class StoreUnavailable(TemporaryError):
+    pass
+
+
+class RuntimeUnavailable(TemporaryError):
+    pass
+
+
+class LiveKitUnavailable(TemporaryError):
+    pass

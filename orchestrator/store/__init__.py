@@ -1,0 +1,1 @@
+"""Valkey adapter: key names, Lua scripts and the typed stores built on them."""

@@ -1,0 +1,235 @@
+"""The reservation engine: leases and per-source quotas, changed only by Lua scripts.
+
+Python builds keys (``keys``), calls one script per operation (``scripts``) and returns the
+typed values of ``domain.models``. See ``docs/keyspace.md`` for what each key holds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from orchestrator.domain.ids import (
+    TOTAL,
+    new_reservation_id,
+    validate_camera_id,
+    validate_reservation_id,
+    validate_source,
+    viewer_identity,
+)
+from orchestrator.domain.models import Admission, ExpireReport, Recount, Release, ReservationInfo
+from orchestrator.errors import ReservationNotFound, ScriptProtocolError
+from orchestrator.store import keys
+from orchestrator.store.errors import translated
+from orchestrator.store.keys import Lease
+from orchestrator.store.scripts import Scripts, check
+
+MAX_EXPIRE_BATCH = 500
+GC_SLACK_MS = 3_600_000
+MAX_TEXT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class LeasePolicy:
+    """Durations (ms) and default limits the scripts apply."""
+
+    lease_ms: int = 60_000
+    drain_grace_ms: int = 3_000
+    claim_ms: int = 30_000
+    default_limits: tuple[tuple[str, int], ...] = ()
+    default_source_limit: int = 0
+
+    def limit_for(self, source: str) -> int:
+        return dict(self.default_limits).get(source, self.default_source_limit)
+
+
+class ReservationStore:
+    """Typed API over the lease scripts.
+
+    ``clock_offset_ms`` is added to the server clock in every script. It is 0 in production;
+    tests move time forward with it instead of sleeping.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        scripts: Scripts,
+        policy: LeasePolicy,
+        *,
+        owner: str,
+        clock_offset_ms: int = 0,
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self.policy = policy
+        self.owner = owner
+        self.clock_offset_ms = clock_offset_ms
+
+    async def reserve(
+        self, camera_id: str, source: str, user_id: str, quality: str = "auto"
+    ) -> Admission:
+        validate_camera_id(camera_id)
+        validate_source(source)
+        rid = new_reservation_id()
+        lease = Lease(rid, camera_id, source)
+        reply = await self._scripts.run(
+            "reserve",
+            [
+                *lease.keys()[:5],
+                keys.limit(source),
+                keys.TOTAL_LIMIT,
+                keys.metadata(camera_id),
+                keys.camera(camera_id),
+                keys.ACTIVE_CAMERAS,
+                keys.SOURCES,
+            ],
+            [
+                self.clock_offset_ms,
+                lease.member,
+                camera_id,
+                source,
+                user_id[:MAX_TEXT],
+                quality[:MAX_TEXT],
+                self.policy.lease_ms,
+                self.policy.limit_for(source),
+                self.policy.limit_for(TOTAL),
+                self.owner,
+                self.policy.claim_ms,
+                GC_SLACK_MS,
+            ],
+        )
+        expires, usage, limit, claimed, generation, state = check(
+            "reserve", reply, source=source, camera_id=camera_id
+        )
+        return Admission(
+            reservation_id=rid,
+            identity=viewer_identity(rid),
+            camera_id=camera_id,
+            source=source,
+            expires_at_ms=int(expires),
+            current_usage=int(usage),
+            limit=int(limit),
+            claimed=bool(claimed),
+            generation=int(generation),
+            pusher_state=str(state),
+        )
+
+    async def lease_of(self, reservation_id: str) -> Lease | None:
+        """The routing of a reservation (None when it is gone)."""
+        validate_reservation_id(reservation_id)
+        async with translated():
+            member = await self._client.hget(keys.reservation(reservation_id), "member")
+        return Lease.parse(str(member)) if member else None
+
+    async def heartbeat(self, reservation_id: str) -> int:
+        """Extend the lease; returns the new expiry (ms). Never shortens a lease."""
+        lease = await self.lease_of(reservation_id)
+        if lease is None:
+            raise ReservationNotFound(f"reservation {reservation_id} not found or expired")
+        reply = await self._scripts.run(
+            "heartbeat",
+            lease.keys(),
+            [self.clock_offset_ms, lease.member, self.policy.lease_ms, GC_SLACK_MS],
+        )
+        (expires,) = check("heartbeat", reply, reservation_id=reservation_id)
+        return int(expires)
+
+    async def release(self, reservation_id: str) -> Release:
+        """End the lease. Idempotent: a second release reports ``released=False``."""
+        lease = await self.lease_of(reservation_id)
+        if lease is None:
+            return Release(reservation_id, released=False)
+        return await self.release_lease(lease)
+
+    async def release_lease(self, lease: Lease) -> Release:
+        reply = await self._scripts.run(
+            "release",
+            lease.keys(),
+            [self.clock_offset_ms, lease.member, self.policy.drain_grace_ms],
+        )
+        released, empty, deadline = check("release", reply)
+        return Release(
+            lease.reservation_id,
+            released=bool(released),
+            camera_id=lease.camera_id,
+            camera_empty=bool(empty),
+            drain_deadline_ms=int(deadline),
+        )
+
+    async def expire(self, batch: int = 200) -> ExpireReport:
+        """Release up to ``batch`` expired leases; report cameras that lost their last one."""
+        batch = max(1, min(batch, MAX_EXPIRE_BATCH))
+        horizon = int(time.time() * 1000) + self.clock_offset_ms
+        async with translated():
+            members = await self._client.zrange(
+                keys.ALL_LEASES, "-inf", horizon, byscore=True, offset=0, num=batch
+            )
+        if not members:
+            return ExpireReport(0)
+        leases = [Lease.parse(str(m)) for m in members]
+        script_keys = [keys.ALL_LEASES]
+        for lease in leases:
+            hash_key, source_set, camera_set, _, count_key, meta = lease.keys()
+            script_keys += [hash_key, source_set, camera_set, count_key, meta]
+        reply = await self._scripts.run(
+            "expire",
+            script_keys,
+            [self.clock_offset_ms, self.policy.drain_grace_ms, *members],
+        )
+        if reply and reply[0] == "INVALID":
+            check("expire", reply)
+        return ExpireReport(int(reply[0]), [str(c) for c in reply[1:]])
+
+    async def expire_all(self, batch: int = 200, max_batches: int = 1000) -> ExpireReport:
+        """Run :meth:`expire` until a batch comes back short (bounded by ``max_batches``)."""
+        total, emptied = 0, []
+        for _ in range(max_batches):
+            report = await self.expire(batch)
+            total += report.expired
+            emptied += report.emptied_cameras
+            if report.expired < batch:
+                break
+        return ExpireReport(total, emptied)
+
+    async def recount(self, source: str) -> Recount:
+        validate_source(source)
+        reply = await self._scripts.run(
+            "recount", [keys.source_leases(source), keys.count(source)], [self.clock_offset_ms]
+        )
+        if len(reply) != 2 or not all(isinstance(v, int) for v in reply):
+            check("recount", reply)
+            raise ScriptProtocolError(f"recount answered {reply!r}")
+        before, after = int(reply[0]), int(reply[1])
+        return Recount(source, None if before < 0 else before, after)
+
+    async def set_limit(self, source: str, limit: int) -> int | None:
+        """Set a source's limit (``TOTAL`` for the global one); returns the previous value."""
+        validate_source(source)
+        lease_set = keys.ALL_LEASES if source == TOTAL else keys.source_leases(source)
+        reply = await self._scripts.run(
+            "set_limit", [keys.limit(source), lease_set], [self.clock_offset_ms, limit]
+        )
+        before, _ = check("set_limit", reply, limit_name=source)
+        return None if int(before) < 0 else int(before)
+
+    async def get(self, reservation_id: str) -> ReservationInfo | None:
+        """The reservation when its lease is live, else None."""
+        validate_reservation_id(reservation_id)
+        async with translated():
+            data: dict[str, str] = await self._client.hgetall(keys.reservation(reservation_id))  # type: ignore[assignment]
+        if not data:
+            return None
+        info = ReservationInfo(
+            reservation_id=reservation_id,
+            camera_id=data["camera_id"],
+            source=data["source"],
+            user_id=data.get("user_id", ""),
+            quality=data.get("quality", ""),
+            created_at_ms=int(float(data["created_at"])),
+            expires_at_ms=int(float(data["expires_at"])),
+            connected=data.get("connected") == "1",
+        )
+        now = int(time.time() * 1000) + self.clock_offset_ms
+        return info if info.expires_at_ms > now else None
