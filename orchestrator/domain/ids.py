@@ -12,6 +12,8 @@ from orchestrator.errors import InvalidInput
 
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _RESERVATION = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+_ID_RULE = "1-64 characters of letters, digits, '.', '_' or '-'"
+_RESERVATION_RULE = "22-64 URL-safe characters (letters, digits, '_' or '-')"
 
 TOTAL = "TOTAL"
 VIEWER_PREFIX = "viewer_"
@@ -19,25 +21,23 @@ ROOM_PREFIX = "camera_"
 CONTAINER_PREFIX = "whip-pusher-"
 
 
-def _check(kind: str, value: str, pattern: re.Pattern[str]) -> str:
+def _check(kind: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
-        raise InvalidInput(
-            f"{kind} must be 1-64 characters of letters, digits, '.', '_' or '-'", field=kind
-        )
+        raise InvalidInput(f"{kind} must be {rule}", field=kind)
     return value
 
 
 def validate_camera_id(value: str) -> str:
-    return _check("camera_id", value, _ID)
+    return _check("camera_id", value, _ID, _ID_RULE)
 
 
 def validate_source(value: str) -> str:
     """A source (agency) name. ``TOTAL`` is reserved for the global limit."""
-    return _check("source", value, _ID)
+    return _check("source", value, _ID, _ID_RULE)
 
 
 def validate_reservation_id(value: str) -> str:
-    return _check("reservation_id", value, _RESERVATION)
+    return _check("reservation_id", value, _RESERVATION, _RESERVATION_RULE)
 
 
 def new_reservation_id() -> str:

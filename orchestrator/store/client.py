@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
-def connect(url: str, *, timeout_seconds: float = 1.0, max_connections: int = 64) -> Redis:
-    """A pooled client. Every socket operation is bounded, so no request hangs on Valkey.
+def connect(url: str, *, timeout_seconds: float = 0.5, max_connections: int = 64) -> Redis:
+    """A pooled client. Every socket operation and every wait for a pooled connection is
+    bounded, so no request hangs on Valkey.
 
     One quick retry rides over a dropped pooled connection (e.g. after a Valkey restart);
     anything longer is the caller's business (the API answers 503).
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=max(timeout_seconds, 1.0),
         decode_responses=True,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=15,
-        max_connections=max_connections,
     )
+    return Redis.from_pool(pool)

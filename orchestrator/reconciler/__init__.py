@@ -1,0 +1,1 @@
+"""Background loops: named, guarded tasks with a run-once mode for tests."""
