@@ -1,20 +1,24 @@
 """Loads the Lua scripts in ``lua/`` and maps their replies to named exceptions, in one place.
 
-Each script is registered once per client (``redis.asyncio`` keeps its SHA and falls back to a
-reload when the server answers NOSCRIPT, so a flushed script cache is survived). Scripts reply
+Each script is loaded once per client and called by SHA; a NOSCRIPT answer (a flushed script
+cache, a restarted server) reloads the scripts and re-sends the call. Scripts reply
 ``{code, ...}``; :func:`check` turns every non-OK code into an exception and raises
 :class:`ScriptProtocolError` for anything it does not know.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from orchestrator.errors import (
     CameraDisabled,
@@ -25,11 +29,13 @@ from orchestrator.errors import (
     QuotaExceeded,
     ReservationNotFound,
     ScriptProtocolError,
+    StoreUnavailable,
 )
 from orchestrator.store.errors import translated
 
 NAMES = ("reserve", "heartbeat", "release", "expire", "recount", "set_limit")
 LIB = "_lib"
+MAX_BATCH = 256
 
 Reply = list[Any]
 
@@ -51,27 +57,88 @@ def script_source(name: str, directory: Path | None = None) -> str:
     return lib + (base / f"{name}.lua").read_text(encoding="utf-8")
 
 
+@dataclass(slots=True)
+class _Call:
+    name: str
+    keys: list[str]
+    args: list[Any]
+    future: asyncio.Future[Any]
+
+
 class Scripts:
-    """The registered scripts of one client. ``await scripts.run(name, keys, args)``."""
+    """The scripts of one client. ``await scripts.run(name, keys, args)``.
+
+    Calls are auto-pipelined: every call made while a batch is being sent waits for the next
+    batch, and each batch goes out as one pipeline of EVALSHAs (one write, one read). Each
+    call still gets its own reply or error. A batch that meets NOSCRIPT (a flushed script
+    cache, a restarted server) loads the scripts and re-sends the calls that failed.
+    """
 
     def __init__(self, client: Redis, directory: Path | None = None) -> None:
         self._client = client
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(script_source(name, directory)) for name in NAMES
-        }
+        self._source = {name: script_source(name, directory) for name in NAMES}
+        # Valkey names scripts by their SHA1; it is an identifier here, not a security hash.
+        self._sha = {name: _sha1(src) for name, src in self._source.items()}
+        self._queue: list[_Call] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Reply:
-        async with translated():
-            reply = await self._scripts[name](keys=list(keys), args=list(args))
+        loop = asyncio.get_running_loop()
+        call = _Call(name, list(keys), list(args), loop.create_future())
+        self._queue.append(call)
+        if self._sender is None or self._sender.done():
+            self._sender = loop.create_task(self._send_all(), name="valkey-script-batches")
+        reply = await call.future
         if not isinstance(reply, list):
             raise ScriptProtocolError(f"{name} answered {reply!r}")
         return reply
 
+    async def _send_all(self) -> None:
+        await asyncio.sleep(0)  # let callers of this loop tick join the first batch
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                await self._send(batch)
+            except OrchestratorError as exc:
+                for call in batch:
+                    if not call.future.done():
+                        call.future.set_exception(exc)
+
+    async def _send(self, batch: list[_Call]) -> None:
+        replies = await self._pipeline(batch)
+        missing = [c for c, r in zip(batch, replies, strict=True) if isinstance(r, NoScriptError)]
+        if missing:
+            await self.load_all()
+            again = await self._pipeline(missing)
+            replies = [
+                again[missing.index(c)] if c in missing else r
+                for c, r in zip(batch, replies, strict=True)
+            ]
+        for call, reply in zip(batch, replies, strict=True):
+            if call.future.done():  # the caller gave up (cancelled)
+                continue
+            if isinstance(reply, redis_errors.ResponseError):
+                call.future.set_exception(ScriptProtocolError(f"{call.name} failed: {reply}"))
+            elif isinstance(reply, Exception):
+                call.future.set_exception(StoreUnavailable(f"valkey: {type(reply).__name__}"))
+            else:
+                call.future.set_result(reply)
+
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        async with translated(), self._client.pipeline(transaction=False) as pipe:
+            for call in batch:
+                pipe.evalsha(self._sha[call.name], len(call.keys), *call.keys, *call.args)
+            return list(await pipe.execute(raise_on_error=False))
+
     async def load_all(self) -> None:
-        """Load every script now (readiness); ``run`` reloads on NOSCRIPT by itself."""
+        """Load every script now (readiness); ``run`` also reloads on NOSCRIPT by itself."""
         async with translated():
-            for script in self._scripts.values():
-                script.sha = await self._client.script_load(script.script)
+            for name, source in self._source.items():
+                self._sha[name] = await self._client.script_load(source)
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def _quota(reply: Reply, context: dict[str, str]) -> OrchestratorError:

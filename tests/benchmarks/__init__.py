@@ -1,0 +1,1 @@
+"""Benchmark scripts. Each prints its figures; docs/benchmarks.md records them."""

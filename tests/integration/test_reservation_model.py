@@ -212,8 +212,12 @@ class ReservationMachine(RuleBasedStateMachine):
 
 
 def test_reservation_engine_model(valkey_server: EmbeddedValkey) -> None:
+    class Machine(ReservationMachine):
+        def __init__(self) -> None:
+            super().__init__(valkey_server.url)
+
     run_state_machine_as_test(
-        lambda: ReservationMachine(valkey_server.url),
+        Machine,
         settings=settings(
             max_examples=200,
             stateful_step_count=30,

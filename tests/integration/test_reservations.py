@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
+from orchestrator.domain.models import Admission
 from orchestrator.errors import (
     CameraDisabled,
     CameraNotFound,
@@ -207,3 +210,18 @@ async def test_abandoned_claim_is_taken_over(
     store.clock_offset_ms = 31_000  # the claimant never reported back
     b = await store.reserve("cam-1", "METRO", "b")
     assert b.claimed and b.generation == 2
+
+
+async def test_batched_calls_keep_their_own_results(
+    store: ReservationStore, registry: CameraRegistry
+) -> None:
+    """Auto-pipelined calls share one round trip but never each other's errors."""
+    await add_cameras(registry, "cam-1")
+    results = await asyncio.gather(
+        store.reserve("cam-1", "METRO", "a"),
+        store.reserve("cam-missing", "METRO", "b"),
+        store.reserve("cam-1", "METRO", "c"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], CameraNotFound)
+    assert {type(results[0]), type(results[2])} == {Admission}

@@ -1,0 +1,228 @@
+"""`FakeLiveKit`: a wire-level LiveKit server (Twirp, WHIP, webhooks) on 127.0.0.1.
+
+    async with FakeLiveKit(KEY, SECRET, webhook_url=url) as lk:
+        async with LiveKitAPI(lk.url, KEY, SECRET, timeout=...) as api: ...
+        lk.join(viewer_token); lk.leave(room, identity); await lk.drain_webhooks()
+
+Fault knobs: `stop()`/`start()` close and re-open the listener on the same port (state kept);
+`hang()` accepts requests but answers none until `release()`. Remember the real client does
+not apply its own timeout to RPCs (livekit-wire.md §1.3): wrap calls in `asyncio.wait_for`.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+import aiohttp
+from aiohttp import web
+from livekit.protocol.ingress import IngressInfo
+from livekit.protocol.models import DisconnectReason, ParticipantInfo, Room
+from livekit.protocol.webhook import WebhookEvent
+
+from .auth import participant_from, verify_join
+from .events import Clock, EventBus
+from .faults import HangGate
+from .ingresses import IngressStore, WhipSession
+from .rooms import RoomStore
+from .rpc import build_rpcs
+from .twirp import PREFIX, Handler, twirp_handler
+from .webhooks import SignedWebhook, WebhookAttempt, WebhookDispatcher, WebhookPolicy
+from .whip import APP, WhipEndpoints
+
+
+class FakeLiveKit:
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: str,
+        webhook_url: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        whip_upstream: str | None = None,
+        webhook_policy: WebhookPolicy | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.webhook_url = webhook_url
+        self.host = host
+        self.port = port
+        self._clock = clock
+        self._webhooks = WebhookDispatcher(
+            api_key, api_secret, lambda: self.webhook_url, webhook_policy or WebhookPolicy()
+        )
+        self._bus = EventBus(clock, self._webhooks.enqueue)
+        self._rooms = RoomStore(self._bus, clock)
+        self._ingresses = IngressStore(self._rooms, self._bus, clock, lambda: self.whip_url)
+        self._whip = WhipEndpoints(self._ingresses, self._http, whip_upstream)
+        self._gate = HangGate()
+        self.twirp_calls: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> FakeLiveKit:
+        self._client = aiohttp.ClientSession()
+        self._webhooks.start(self._client)
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Listen (again) on `host:port`; the first start picks an ephemeral port."""
+        if self._runner is not None:
+            return
+        app = web.Application(middlewares=[self._gate.middleware])
+        handler: Handler = twirp_handler(
+            self.api_key, self.api_secret, build_rpcs(self._rooms, self._ingresses),
+            self.twirp_calls,
+        )  # fmt: skip
+        app.router.add_route("*", PREFIX + "{path:.*}", handler)
+        self._whip.register(app)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop listening (connections refused); in-flight or hung requests are dropped."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def close(self) -> None:
+        self._gate.release()
+        await self.stop()
+        await self._webhooks.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._client is None:
+            raise RuntimeError("FakeLiveKit is not running")
+        return self._client
+
+    # ---- addresses -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def whip_url(self) -> str:
+        """`IngressInfo.url`: the WHIP base (`whip_base_url`, §6)."""
+        return self.url + APP
+
+    # ---- faults ----------------------------------------------------------------------------
+    def hang(self) -> None:
+        """Accept every request from now on but answer none until `release()`."""
+        self._gate.hang()
+
+    def release(self) -> None:
+        self._gate.release()
+
+    @property
+    def hung_requests(self) -> int:
+        """How many requests are waiting in the hang right now."""
+        return self._gate.waiting
+
+    # ---- state views (copies) --------------------------------------------------------------
+    def rooms(self) -> dict[str, Room]:
+        return {name: self._rooms.snapshot(name) for name in self._rooms.names()}
+
+    def participants(self, room: str) -> list[ParticipantInfo]:
+        return self._rooms.participants(room)
+
+    def ingresses(self) -> dict[str, IngressInfo]:
+        return {i.ingress_id: i for i in self._ingresses.all()}
+
+    @property
+    def whip_sessions(self) -> dict[str, WhipSession]:
+        return dict(self._ingresses.sessions)
+
+    @property
+    def events(self) -> list[WebhookEvent]:
+        """Every event emitted so far, whether or not a webhook URL was set."""
+        return list(self._bus.history)
+
+    # ---- simulated clients -----------------------------------------------------------------
+    def join(self, token: str) -> ParticipantInfo:
+        """A client connects with `token` and goes ACTIVE (raises `JoinRejected`).
+
+        An identity already in the room is evicted first: participant_left (old sid,
+        DUPLICATE_IDENTITY), then participant_joined (new sid), as LiveKit does (§5.2).
+        """
+        claims = verify_join(token, self.api_key, self.api_secret)
+        return self._rooms.add(str(claims.video["room"]), participant_from(claims, self._clock()))
+
+    def leave(
+        self,
+        room: str,
+        identity: str,
+        reason: DisconnectReason = DisconnectReason.CLIENT_INITIATED,
+    ) -> ParticipantInfo:
+        """The client disconnects (raises `TwirpFailure` not_found if it is not there)."""
+        return self._rooms.remove(room, identity, reason)
+
+    def fail_ingress(self, ingress_id: str, error: str = "pipeline failed") -> None:
+        """The active WHIP session of `ingress_id` dies: ENDPOINT_ERROR + ingress_ended."""
+        self._ingresses.fail(ingress_id, error)
+
+    def close_idle_rooms(self, now: float | None = None) -> list[str]:
+        """Close rooms past their empty/departure timeout (the real server checks every 1 s)."""
+        return self._rooms.close_idle(now)
+
+    # ---- webhooks --------------------------------------------------------------------------
+    @property
+    def webhook_log(self) -> list[WebhookAttempt]:
+        return list(self._webhooks.log)
+
+    async def drain_webhooks(self, timeout: float = 5.0) -> None:
+        """Wait until every queued webhook has been delivered, retried out or dropped."""
+        await self._webhooks.drain(timeout)
+
+    def new_event(
+        self,
+        name: str,
+        *,
+        room: Room | None = None,
+        participant: ParticipantInfo | None = None,
+        ingress_info: IngressInfo | None = None,
+    ) -> WebhookEvent:
+        """A fresh event (new `EV_` id, `created_at` now) that is not sent anywhere."""
+        return self._bus.build(name, room=room, participant=participant, ingress_info=ingress_info)
+
+    def sign_event(self, event: WebhookEvent) -> SignedWebhook:
+        """Serialise and sign any event exactly as a delivery would."""
+        return self._webhooks.sign(event)
+
+    def enqueue_event(self, event: WebhookEvent) -> None:
+        """Deliver `event` through the ordered queue (with retries), after what is queued."""
+        self._webhooks.enqueue(event)
+
+    async def post_webhook(self, signed: SignedWebhook, url: str | None = None) -> int:
+        """POST one signed event once, outside the queue (duplicates, reordering)."""
+        return await self._webhooks.post(signed, url)
