@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.domain.ids import TOTAL, validate_source
@@ -51,6 +51,26 @@ class Settings(BaseSettings):
     # --- camera registry ----------------------------------------------------------------
     cameras_file: Path | None = None
 
+    # --- auth -------------------------------------------------------------------------
+    admin_api_key: SecretStr | None = None
+    api_keys_file: Path | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    quota_retry_after_seconds: int = 10
+
+    # --- LiveKit ----------------------------------------------------------------------
+    livekit_url: str = Field(
+        default="ws://127.0.0.1:7880", validation_alias=AliasChoices("LIVEKIT_URL", "livekit_url")
+    )
+    livekit_api_key: str = Field(
+        default="devkey", validation_alias=AliasChoices("LIVEKIT_API_KEY", "livekit_api_key")
+    )
+    livekit_api_secret: SecretStr = Field(
+        default=SecretStr("secret"),
+        validation_alias=AliasChoices("LIVEKIT_API_SECRET", "livekit_api_secret"),
+    )
+    token_ttl_seconds: float = 600.0
+    token_refresh_seconds: float = 120.0
+
     @field_validator("source_limits")
     @classmethod
     def _check_limits(cls, value: dict[str, int]) -> dict[str, int]:
@@ -60,7 +80,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"limit for {source} must be >= 0")
         return value
 
-    @field_validator("lease_seconds", "drain_grace_seconds", "claim_seconds")
+    @field_validator("lease_seconds", "drain_grace_seconds", "claim_seconds", "token_ttl_seconds")
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:

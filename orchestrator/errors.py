@@ -8,10 +8,14 @@
     │   ├── CameraNotFound           unknown camera (404)
     │   └── ReservationNotFound      unknown or expired lease (404)
     ├── CameraDisabled               camera exists but is disabled (409)
+    ├── Unauthorized                 no or unknown API key (401)
+    ├── Forbidden                    the key's role or sources do not allow it (403)
     ├── QuotaExceeded                a source or the TOTAL limit is full (429)
     ├── LimitBelowUsage              a new limit would sit below live usage (409)
     ├── StaleGeneration              a fenced pusher write lost to a newer generation
     ├── ScriptProtocolError          a Lua script answered something unknown (a bug)
+    ├── ContainerConflict            a pusher container already holds the name; adopt it
+    ├── RuntimeRejected              the Docker engine refused a request (bad image or config)
     └── TemporaryError               may succeed later; carries ``retry_after_seconds``
         ├── StoreUnavailable         Valkey unreachable or timing out (503)
         ├── RuntimeUnavailable       Docker engine unreachable
@@ -52,6 +56,14 @@ class ReservationNotFound(NotFound):
 
 class CameraDisabled(OrchestratorError):
     code = "CAMERA_DISABLED"
+
+
+class Unauthorized(OrchestratorError):
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(OrchestratorError):
+    code = "FORBIDDEN"
 
 
 class QuotaExceeded(OrchestratorError):
@@ -101,3 +113,34 @@ class RuntimeUnavailable(TemporaryError):
 
 class LiveKitUnavailable(TemporaryError):
     pass
+
+
+# Type-only import for the runtime errors below (kept with them; it may move to the top).
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from orchestrator.runtime.spec import ContainerInfo
+
+
+class ContainerConflict(OrchestratorError):
+    """The engine refused a second ``whip-pusher-<camera_id>`` (HTTP 409).
+
+    ``existing`` is the container that holds the name. The caller adopts it (if it is managed
+    and of an acceptable generation) and never replaces it.
+    """
+
+    code = "CONTAINER_CONFLICT"
+
+    def __init__(self, message: str, *, existing: ContainerInfo) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+class RuntimeRejected(OrchestratorError):
+    """The Docker engine answered a request with a permanent error (missing image, bad config)."""
+
+    code = "RUNTIME_REJECTED"
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code

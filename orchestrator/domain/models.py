@@ -4,6 +4,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+LEASE_SEP = "|"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The routing of one lease: which reservation, camera and source it belongs to.
+
+    ``member`` is ``<reservation_id>|<camera_id>|<source>``; the separator cannot occur in
+    any part (see ``domain.ids``).
+    """
+
+    reservation_id: str
+    camera_id: str
+    source: str
+
+    @property
+    def member(self) -> str:
+        return LEASE_SEP.join((self.reservation_id, self.camera_id, self.source))
+
+    @classmethod
+    def parse(cls, member: str) -> Lease:
+        rid, camera_id, source = member.split(LEASE_SEP)
+        return cls(rid, camera_id, source)
+
 
 @dataclass(frozen=True, slots=True)
 class Admission:
@@ -19,6 +43,17 @@ class Admission:
     claimed: bool
     generation: int
     pusher_state: str
+    camera_name: str
+    token_expires_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """A renewed lease; ``token_expires_at_ms`` is set when a fresh viewer token is due."""
+
+    lease: Lease
+    expires_at_ms: int
+    token_expires_at_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,18 @@ from orchestrator.domain.ids import (
     validate_source,
     viewer_identity,
 )
-from orchestrator.domain.models import Admission, ExpireReport, Recount, Release, ReservationInfo
+from orchestrator.domain.models import (
+    Admission,
+    ExpireReport,
+    Lease,
+    Recount,
+    Release,
+    Renewal,
+    ReservationInfo,
+)
 from orchestrator.errors import ReservationNotFound, ScriptProtocolError
 from orchestrator.store import keys
 from orchestrator.store.errors import translated
-from orchestrator.store.keys import Lease
 from orchestrator.store.scripts import Scripts, check
 
 MAX_EXPIRE_BATCH = 500
@@ -40,6 +47,8 @@ class LeasePolicy:
     lease_ms: int = 60_000
     drain_grace_ms: int = 3_000
     claim_ms: int = 30_000
+    token_ttl_ms: int = 600_000
+    token_refresh_ms: int = 120_000
     default_limits: tuple[tuple[str, int], ...] = ()
     default_source_limit: int = 0
 
@@ -87,7 +96,7 @@ class ReservationStore:
         reply = await self._scripts.run(
             "reserve",
             [
-                *lease.keys()[:5],
+                *keys.lease_keys(lease)[:5],
                 keys.limit(source),
                 keys.TOTAL_LIMIT,
                 keys.metadata(camera_id),
@@ -108,9 +117,10 @@ class ReservationStore:
                 self.owner,
                 self.policy.claim_ms,
                 GC_SLACK_MS,
+                self.policy.token_ttl_ms,
             ],
         )
-        expires, usage, limit, claimed, generation, state = check(
+        expires, usage, limit, claimed, generation, state, name, token_exp = check(
             "reserve", reply, source=source, camera_id=camera_id
         )
         self._remember(lease)
@@ -125,6 +135,8 @@ class ReservationStore:
             claimed=bool(claimed),
             generation=int(generation),
             pusher_state=str(state),
+            camera_name=str(name),
+            token_expires_at_ms=int(token_exp),
         )
 
     async def lease_of(self, reservation_id: str) -> Lease | None:
@@ -139,16 +151,31 @@ class ReservationStore:
 
     async def heartbeat(self, reservation_id: str) -> int:
         """Extend the lease; returns the new expiry (ms). Never shortens a lease."""
+        return (await self.renew(await self.require_lease(reservation_id))).expires_at_ms
+
+    async def require_lease(self, reservation_id: str) -> Lease:
         lease = await self.lease_of(reservation_id)
         if lease is None:
             raise ReservationNotFound(f"reservation {reservation_id} not found or expired")
+        return lease
+
+    async def renew(self, lease: Lease) -> Renewal:
+        """Heartbeat a lease; ``token_expires_at_ms`` is set when a fresh token is due."""
+        policy = self.policy
         reply = await self._scripts.run(
             "heartbeat",
-            lease.keys(),
-            [self.clock_offset_ms, lease.member, self.policy.lease_ms, GC_SLACK_MS],
+            keys.lease_keys(lease),
+            [
+                self.clock_offset_ms,
+                lease.member,
+                policy.lease_ms,
+                GC_SLACK_MS,
+                policy.token_refresh_ms,
+                policy.token_ttl_ms,
+            ],
         )
-        (expires,) = check("heartbeat", reply, reservation_id=reservation_id)
-        return int(expires)
+        expires, token_exp = check("heartbeat", reply, reservation_id=lease.reservation_id)
+        return Renewal(lease, int(expires), int(token_exp) or None)
 
     async def release(self, reservation_id: str) -> Release:
         """End the lease. Idempotent: a second release reports ``released=False``."""
@@ -161,7 +188,7 @@ class ReservationStore:
         self._routes.pop(lease.reservation_id, None)
         reply = await self._scripts.run(
             "release",
-            lease.keys(),
+            keys.lease_keys(lease),
             [self.clock_offset_ms, lease.member, self.policy.drain_grace_ms],
         )
         released, empty, deadline = check("release", reply)
@@ -186,7 +213,7 @@ class ReservationStore:
         leases = [Lease.parse(str(m)) for m in members]
         script_keys = [keys.ALL_LEASES]
         for lease in leases:
-            hash_key, source_set, camera_set, _, count_key, meta = lease.keys()
+            hash_key, source_set, camera_set, _, count_key, meta = keys.lease_keys(lease)
             script_keys += [hash_key, source_set, camera_set, count_key, meta]
         reply = await self._scripts.run(
             "expire",
@@ -228,6 +255,11 @@ class ReservationStore:
         )
         before, _ = check("set_limit", reply, limit_name=source)
         return None if int(before) < 0 else int(before)
+
+    async def user_of(self, reservation_id: str) -> str:
+        async with translated():
+            user = await self._client.hget(keys.reservation(reservation_id), "user_id")
+        return str(user or "")
 
     async def get(self, reservation_id: str) -> ReservationInfo | None:
         """The reservation when its lease is live, else None."""

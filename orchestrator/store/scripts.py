@@ -130,6 +130,14 @@ class Scripts:
                 pipe.evalsha(self._sha[call.name], len(call.keys), *call.keys, *call.args)
             return list(await pipe.execute(raise_on_error=False))
 
+    async def ready(self) -> bool:
+        """Valkey answers and holds every script (loading any that are missing)."""
+        async with translated():
+            present = await self._client.script_exists(*self._sha.values())
+        if not all(present):
+            await self.load_all()
+        return True
+
     async def load_all(self) -> None:
         """Load every script now (readiness); ``run`` also reloads on NOSCRIPT by itself."""
         async with translated():

@@ -1,0 +1,44 @@
+"""The app factory. Clients are owned by the lifespan, never created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from orchestrator import __version__
+from orchestrator.api import errors, routes_admin, routes_health, routes_streams
+from orchestrator.auth import KeyRing
+from orchestrator.config import Settings
+from orchestrator.wiring import open_services
+
+
+def create_app(settings: Settings, *, keyring: KeyRing | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings, keyring=keyring) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="CCTV ingest orchestrator",
+        version=__version__,
+        description=(
+            "Viewer slots (leases) for CCTV cameras, one WHIP pusher per watched camera, "
+            "and LiveKit viewer tokens. Authenticate with `Authorization: Bearer <API key>`."
+        ),
+        lifespan=lifespan,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    errors.install(app, quota_retry_after_seconds=settings.quota_retry_after_seconds)
+    for module in (routes_streams, routes_admin, routes_health):
+        app.include_router(module.router)
+    return app

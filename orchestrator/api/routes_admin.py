@@ -1,0 +1,67 @@
+"""Admin-only resources: the camera registry and the quota limits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from orchestrator.api.deps import AdminDep, ServicesDep
+from orchestrator.api.routes_streams import errors
+from orchestrator.api.schemas import CameraBody, CameraList, CameraOut, LimitBody, LimitOut
+from orchestrator.domain.models import Camera
+from orchestrator.domain.redact import redact_url
+from orchestrator.errors import CameraNotFound
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+CameraId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+Source = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+def camera_out(camera: Camera) -> CameraOut:
+    return CameraOut(
+        camera_id=camera.camera_id,
+        name=camera.name,
+        enabled=camera.enabled,
+        rtsp_url_redacted=redact_url(camera.rtsp_url),
+    )
+
+
+@router.get("/cameras", responses=errors(403))
+async def list_cameras(_: AdminDep, services: ServicesDep) -> CameraList:
+    return CameraList(cameras=[camera_out(c) for c in await services.registry.all()])
+
+
+@router.get("/cameras/{camera_id}", responses=errors(403, 404))
+async def get_camera(camera_id: CameraId, _: AdminDep, services: ServicesDep) -> CameraOut:
+    camera = await services.registry.get(camera_id)
+    if camera is None:
+        raise CameraNotFound(f"camera {camera_id} not found")
+    return camera_out(camera)
+
+
+@router.put("/cameras/{camera_id}", responses={201: {"model": CameraOut}, **errors(403)})
+async def put_camera(
+    camera_id: CameraId, body: CameraBody, _: AdminDep, services: ServicesDep, response: Response
+) -> CameraOut:
+    """Create (201) or replace (200) a camera. The RTSP URL is stored, never returned."""
+    camera = Camera(camera_id, body.name, body.rtsp_url, body.enabled)
+    if await services.registry.put(camera):
+        response.status_code = 201
+    return camera_out(camera)
+
+
+@router.delete("/cameras/{camera_id}", responses=errors(403, 404))
+async def delete_camera(camera_id: CameraId, _: AdminDep, services: ServicesDep) -> dict[str, str]:
+    if not await services.registry.delete(camera_id):
+        raise CameraNotFound(f"camera {camera_id} not found")
+    return {"status": "deleted"}
+
+
+@router.put("/limits/{source}", responses=errors(403, 409))
+async def put_limit(
+    source: Source, body: LimitBody, _: AdminDep, services: ServicesDep
+) -> LimitOut:
+    """Set a source's limit (``TOTAL`` for the global one). Refused below live usage (409)."""
+    previous = await services.store.set_limit(source, body.limit)
+    return LimitOut(source=source, limit=body.limit, previous=previous)

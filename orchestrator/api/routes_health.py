@@ -1,0 +1,45 @@
+"""Liveness, readiness and the Prometheus endpoint (all public: no secrets inside)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from orchestrator.api.deps import ServicesDep
+from orchestrator.api.schemas import Health, Readiness
+from orchestrator.errors import OrchestratorError
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_SECONDS = 1.5
+
+
+@router.get("/health")
+async def health() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(services: ServicesDep) -> Readiness | JSONResponse:
+    """Readiness: Valkey answers and holds our scripts, the Docker engine answers."""
+    checks: dict[str, str] = {}
+    for name, probe in services.readiness_probes().items():
+        try:
+            ok = await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT_SECONDS)
+            checks[name] = "ok" if ok else "failed"
+        except (TimeoutError, OrchestratorError) as exc:
+            checks[name] = f"failed: {type(exc).__name__}"
+    degraded = sorted(name for name, state in checks.items() if state != "ok")
+    body = Readiness(status="degraded" if degraded else "ok", checks=checks, degraded=degraded)
+    if degraded:
+        return JSONResponse(body.model_dump(), status_code=503)
+    return body
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(services.metrics_registry), media_type=CONTENT_TYPE_LATEST)

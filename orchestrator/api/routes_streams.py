@@ -1,0 +1,121 @@
+"""``/api/v1/stream``: reserve, heartbeat, release, stats (design §5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from orchestrator.api.deps import PrincipalDep, ServicesDep
+from orchestrator.api.schemas import (
+    CameraStats,
+    ErrorResponse,
+    HeartbeatResponse,
+    ReleaseResponse,
+    ReserveRequest,
+    ReserveResponse,
+    SourceStats,
+    StatsResponse,
+    TotalStats,
+)
+from orchestrator.api.timefmt import iso, iso_required
+from orchestrator.domain.ids import room_name
+
+router = APIRouter(prefix="/api/v1/stream", tags=["stream"])
+RID = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{22,64}$", description="reservation id")]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse} for status in (401, 422, 503, *statuses)}
+
+
+@router.post(
+    "/reserve",
+    status_code=201,
+    response_model=ReserveResponse,
+    responses=errors(403, 404, 409, 429),
+)
+async def reserve(
+    body: ReserveRequest, principal: PrincipalDep, services: ServicesDep
+) -> ReserveResponse:
+    """Reserve a viewer slot. Answers once the lease is written; the pusher starts behind."""
+    reserved = await services.streams.reserve(
+        principal, body.camera_id, body.source, body.user_id, body.quality
+    )
+    admission = reserved.admission
+    return ReserveResponse(
+        reservation_id=admission.reservation_id,
+        camera_id=admission.camera_id,
+        camera_name=admission.camera_name,
+        room_name=room_name(admission.camera_id),
+        identity=admission.identity,
+        token=reserved.token,
+        livekit_url=services.settings.livekit_url,
+        expires_at=iso_required(admission.expires_at_ms),
+        quality=body.quality,
+        source=admission.source,
+        current_usage=admission.current_usage,
+        limit=admission.limit,
+        pusher_state=admission.pusher_state,
+    )
+
+
+@router.post("/heartbeat/{reservation_id}", responses=errors(403, 404))
+async def heartbeat(
+    reservation_id: RID, principal: PrincipalDep, services: ServicesDep
+) -> HeartbeatResponse:
+    """Renew the lease (never shortens it). Carries a fresh token when the old one nears expiry."""
+    renewed = await services.streams.heartbeat(principal, reservation_id)
+    return HeartbeatResponse(
+        expires_at=iso_required(renewed.expires_at_ms),
+        token=renewed.token,
+        token_expires_at=iso(renewed.token_expires_at_ms),
+    )
+
+
+@router.delete("/release/{reservation_id}", responses=errors(403))
+async def release(
+    reservation_id: RID, principal: PrincipalDep, services: ServicesDep
+) -> ReleaseResponse:
+    """Release the lease. Idempotent: releasing twice (or an expired lease) is fine."""
+    result = await services.streams.release(principal, reservation_id)
+    return ReleaseResponse(released=result.released)
+
+
+@router.get("/stats", responses={503: {"model": ErrorResponse}})
+async def stats(services: ServicesDep) -> StatsResponse:
+    """Per-source usage and per-camera viewers, from Valkey only. Public: no secrets inside."""
+    data = await services.streams.stats()
+    source_stats = {
+        s.source: SourceStats(
+            source=s.source,
+            current=s.current,
+            limit=s.limit,
+            usage_percent=round(100.0 * s.current / s.limit, 1) if s.limit else 0.0,
+            active_cameras=s.active_cameras,
+        )
+        for s in data.sources
+    }
+    cameras = [
+        CameraStats(
+            camera_id=c.camera_id,
+            camera_name=c.camera_name,
+            viewer_count=c.viewer_count,
+            viewers_by_source=c.viewers_by_source,
+            source=c.source,
+            active_since=iso(c.active_since_ms),
+            pusher_state=c.pusher_state,
+            generation=c.generation,
+            restarts=c.restarts,
+            last_error=c.last_error,
+        )
+        for c in data.cameras
+    ]
+    return StatsResponse(
+        active_streams=sum(1 for c in cameras if c.viewer_count > 0),
+        total_viewers=data.total_current,
+        source_stats=source_stats,
+        camera_stats=cameras,
+        total=TotalStats(current=data.total_current, limit=data.total_limit),
+        timestamp=iso_required(data.timestamp_ms),
+    )

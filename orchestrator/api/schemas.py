@@ -1,0 +1,136 @@
+"""Request and response bodies of the REST contract (design §5). Extra fields are additive."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class ReserveRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    camera_id: str = Field(pattern=ID_PATTERN, examples=["cam-001-sheikh-zayed"])
+    user_id: str = Field(min_length=1, max_length=256)
+    source: str = Field(pattern=ID_PATTERN, examples=["DUBAI_POLICE"])
+    quality: str = Field(default="auto", min_length=1, max_length=32)
+
+
+class ReserveResponse(BaseModel):
+    reservation_id: str
+    camera_id: str
+    camera_name: str
+    room_name: str
+    identity: str
+    token: str
+    livekit_url: str
+    expires_at: str
+    quality: str
+    source: str
+    current_usage: int
+    limit: int
+    pusher_state: str
+
+
+class HeartbeatResponse(BaseModel):
+    status: str = "ok"
+    expires_at: str
+    token: str | None = None
+    token_expires_at: str | None = None
+
+
+class ReleaseResponse(BaseModel):
+    status: str = "released"
+    released: bool
+
+
+class SourceStats(BaseModel):
+    source: str
+    current: int
+    limit: int
+    usage_percent: float
+    active_cameras: int
+
+
+class CameraStats(BaseModel):
+    camera_id: str
+    camera_name: str
+    viewer_count: int
+    viewers_by_source: dict[str, int]
+    source: str
+    active_since: str | None
+    pusher_state: str
+    generation: int
+    restarts: int
+    last_error: str | None
+
+
+class TotalStats(BaseModel):
+    current: int
+    limit: int
+
+
+class StatsResponse(BaseModel):
+    active_streams: int
+    total_viewers: int
+    source_stats: dict[str, SourceStats]
+    camera_stats: list[CameraStats]
+    total: TotalStats
+    timestamp: str
+
+
+class CameraBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    rtsp_url: str = Field(pattern=r"^rtsps?://", max_length=2048)
+    enabled: bool = True
+
+
+class CameraOut(BaseModel):
+    """A camera as the API shows it: the RTSP URL's credentials are never returned."""
+
+    camera_id: str
+    name: str
+    enabled: bool
+    rtsp_url_redacted: str
+
+
+class CameraList(BaseModel):
+    cameras: list[CameraOut]
+
+
+class LimitBody(BaseModel):
+    limit: int = Field(ge=0, le=1_000_000_000)
+
+
+class LimitOut(BaseModel):
+    source: str
+    limit: int
+    previous: int | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    message_en: str | None = None
+    message_ar: str | None = None
+    source: str | None = None
+    current: int | None = None
+    limit: int | None = None
+    scope: str | None = None
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+    degraded: list[str]

@@ -1,0 +1,1 @@
+"""LiveKit adapter: tokens, rooms, ingress, webhooks."""

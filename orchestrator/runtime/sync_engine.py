@@ -1,0 +1,183 @@
+"""The synchronous half of the Docker adapter: docker SDK calls, run only in worker threads.
+
+:class:`~orchestrator.runtime.docker_runtime.DockerRuntime` calls these through
+``asyncio.to_thread`` and translates what they raise with :func:`translate`:
+
+* engine unreachable, connection reset, timeout, HTTP 5xx -> ``RuntimeUnavailable`` (temporary)
+* any HTTP 4xx (missing image, bad config)                -> ``RuntimeRejected`` (permanent)
+
+A 409 on create is raised here as :class:`NameTaken`, for the caller to turn into
+``ContainerConflict``. Engine messages quoted in errors are redacted against the env values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import docker
+import docker.errors
+import docker.utils
+import requests
+from docker.types import LogConfig
+
+from orchestrator.errors import OrchestratorError, RuntimeRejected, RuntimeUnavailable
+from orchestrator.runtime.spec import (
+    EVENT_ACTIONS,
+    MANAGED_FILTER,
+    ContainerInfo,
+    PusherSpec,
+    info_from_inspect,
+    info_from_summary,
+)
+
+SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+_EVENT_FILTERS = {"type": "container", "event": list(EVENT_ACTIONS), "label": [MANAGED_FILTER]}
+
+
+class NameTaken(Exception):
+    """Create answered 409: a container already holds the deterministic name."""
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def translate(op: str, exc: BaseException, secrets: Iterable[str] = ()) -> OrchestratorError:
+    """Map a docker/requests/OS error to the service's own error type."""
+    if isinstance(exc, docker.errors.APIError):
+        status = exc.status_code
+        detail = _redact(str(exc.explanation or ""), secrets)
+        if status is not None and 400 <= status < 500:
+            return RuntimeRejected(f"docker {op} refused ({status}): {detail}", status_code=status)
+        return RuntimeUnavailable(f"docker {op} failed ({status}): {detail}")
+    return RuntimeUnavailable(f"docker engine unreachable during {op} ({type(exc).__name__})")
+
+
+class EventStream:
+    """A blocking ``GET /events`` stream on a client of its own; ``close`` works from any thread."""
+
+    def __init__(self, api: Any, stream: Any) -> None:
+        self._api = api
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        for raw in self._stream:
+            if isinstance(raw, dict):
+                yield raw
+
+    def close(self) -> None:
+        with contextlib.suppress(*SDK_ERRORS):
+            self._stream.close()  # shuts the socket down: a blocked reader sees the end
+        with contextlib.suppress(*SDK_ERRORS):
+            self._api.close()
+
+
+class SyncEngine:
+    """One lazily connected ``docker.APIClient``; every method blocks (call it in a thread)."""
+
+    def __init__(self, base_url: str | None, *, timeout_seconds: float, stop_timeout: int) -> None:
+        self._base_url = base_url
+        self._timeout = timeout_seconds
+        self._stop_timeout = stop_timeout
+        self._api: Any = None
+        self._lock = threading.Lock()
+
+    def _new_api(self) -> Any:
+        if self._base_url is None:  # DOCKER_HOST and the TLS variables, like the docker CLI
+            return docker.APIClient(timeout=self._timeout, **docker.utils.kwargs_from_env())
+        return docker.APIClient(base_url=self._base_url, timeout=self._timeout)
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                self._api = self._new_api()
+            return self._api
+
+    def create_and_start(self, spec: PusherSpec) -> ContainerInfo:
+        api = self._client()
+        host_config = api.create_host_config(
+            restart_policy={"Name": "no"},
+            log_config=LogConfig(
+                type=LogConfig.types.JSON,
+                config={"max-size": spec.log_max_size, "max-file": str(spec.log_max_file)},
+            ),
+            mem_limit=spec.mem_limit,
+            nano_cpus=spec.nano_cpus,
+            network_mode=spec.network,
+            init=spec.init,
+        )
+        try:
+            created = api.create_container(
+                image=spec.image,
+                name=spec.name,
+                environment=dict(spec.env),
+                labels=spec.labels(),
+                host_config=host_config,
+                stop_timeout=spec.stop_timeout_seconds,
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                raise NameTaken(spec.name) from exc
+            raise
+        try:
+            api.start(created["Id"])
+        except Exception:
+            # Ours (by id) and never started: take it away so the next attempt can create.
+            with contextlib.suppress(*SDK_ERRORS):
+                api.remove_container(created["Id"], force=True, v=True)
+            raise
+        return info_from_inspect(api.inspect_container(created["Id"]))
+
+    def inspect(self, ref: str) -> ContainerInfo | None:
+        try:
+            return info_from_inspect(self._client().inspect_container(ref))
+        except docker.errors.NotFound:
+            return None
+
+    def list_managed(self) -> list[ContainerInfo]:
+        rows = self._client().containers(all=True, filters={"label": [MANAGED_FILTER]})
+        return [info_from_summary(row) for row in rows]
+
+    def stop_and_remove(self, container_id: str) -> None:
+        """Stop (SIGTERM, then SIGKILL after the stop timeout) and remove, by id."""
+        api = self._client()
+        try:
+            api.stop(container_id, timeout=self._stop_timeout)
+            api.remove_container(container_id, v=True, force=True)
+        except docker.errors.NotFound:
+            return  # already gone: that is what we wanted
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409 here: a removal is already in progress
+                raise
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self._client().inspect_image(ref)
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    def ping(self) -> bool:
+        return bool(self._client().ping())
+
+    def open_events(self, since: float | None) -> EventStream:
+        api = self._new_api()  # a client of its own: the stream holds its connection
+        try:
+            start = None if since is None else int(since)
+            return EventStream(api, api.events(since=start, filters=_EVENT_FILTERS, decode=True))
+        except BaseException:
+            api.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            api, self._api = self._api, None
+        if api is not None:
+            api.close()

@@ -1,0 +1,88 @@
+"""The stream service: what the REST routes and the CLI call.
+
+It authorizes (a key acts only for its sources), calls the reservation store, mints viewer
+tokens and hands start claims to the pusher lifecycle. Nothing here waits for a container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.auth import Principal
+from orchestrator.domain.models import Admission, Lease, Release
+from orchestrator.errors import Forbidden, ReservationNotFound
+from orchestrator.livekit.tokens import TokenMinter
+from orchestrator.store.reservations import ReservationStore
+from orchestrator.store.stats import StatsReader, StreamStats
+
+OnClaim = Callable[[Admission], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    admission: Admission
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renewed:
+    expires_at_ms: int
+    token: str | None
+    token_expires_at_ms: int | None
+
+
+class StreamService:
+    def __init__(
+        self,
+        store: ReservationStore,
+        stats: StatsReader,
+        tokens: TokenMinter,
+        *,
+        on_claim: OnClaim | None = None,
+    ) -> None:
+        self.store = store
+        self.stats_reader = stats
+        self.tokens = tokens
+        self._on_claim = on_claim
+
+    async def reserve(
+        self, principal: Principal, camera_id: str, source: str, user_id: str, quality: str
+    ) -> Reserved:
+        if not principal.may_act_for(source):
+            raise Forbidden(f"key {principal.name} may not act for source {source}")
+        admission = await self.store.reserve(camera_id, source, user_id, quality)
+        token = self.tokens.viewer_token(
+            admission.reservation_id, user_id, camera_id, admission.token_expires_at_ms
+        )
+        if admission.claimed and self._on_claim is not None:
+            self._on_claim(admission)  # schedules the start; never awaited here
+        return Reserved(admission, token)
+
+    async def _authorized_lease(self, principal: Principal, reservation_id: str) -> Lease | None:
+        lease = await self.store.lease_of(reservation_id)
+        if lease is not None and not principal.may_act_for(lease.source):
+            raise Forbidden(f"key {principal.name} may not act for source {lease.source}")
+        return lease
+
+    async def heartbeat(self, principal: Principal, reservation_id: str) -> Renewed:
+        lease = await self._authorized_lease(principal, reservation_id)
+        if lease is None:
+            raise ReservationNotFound(f"reservation {reservation_id} not found or expired")
+        renewal = await self.store.renew(lease)
+        token = None
+        if renewal.token_expires_at_ms is not None:
+            user = await self.store.user_of(reservation_id)
+            token = self.tokens.viewer_token(
+                reservation_id, user, renewal.lease.camera_id, renewal.token_expires_at_ms
+            )
+        return Renewed(renewal.expires_at_ms, token, renewal.token_expires_at_ms)
+
+    async def release(self, principal: Principal, reservation_id: str) -> Release:
+        lease = await self._authorized_lease(principal, reservation_id)
+        if lease is None:
+            return Release(reservation_id, released=False)
+        return await self.store.release_lease(lease)
+
+    async def stats(self) -> StreamStats:
+        return await self.stats_reader.read()
