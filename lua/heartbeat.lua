@@ -5,14 +5,21 @@
 -- KEYS[5] stream:count:<SOURCE>      KEYS[6] stream:metadata:<camera> (unused, keeps the layout)
 -- ARGV[1] clock offset ms   ARGV[2] lease member   ARGV[3] lease ms (> 0)
 -- ARGV[4] hash garbage-collection slack ms
--- Returns: {'OK', expires_at_ms} | {'NOT_FOUND'} | {'INVALID', argument}
+-- ARGV[5] token refresh window ms   ARGV[6] token TTL ms
+--   When the lease's viewer token expires within the window, a new token expiry is recorded
+--   and returned: the caller mints a token that expires then.
+-- Returns: {'OK', expires_at_ms, new token expiry ms or 0} | {'NOT_FOUND'}
+--          | {'INVALID', argument}
 
 local offset = int_arg(ARGV[1], -1e13, 1e13)
 local lease_ms = int_arg(ARGV[3], 1, 86400000)
 local gc_ms = int_arg(ARGV[4], 0, 86400000)
+local window_ms = int_arg(ARGV[5], 0, 86400000)
+local token_ms = int_arg(ARGV[6], 1, 86400000)
 if offset == nil then return {'INVALID', 'offset'} end
 if lease_ms == nil then return {'INVALID', 'lease_ms'} end
 if gc_ms == nil then return {'INVALID', 'gc_ms'} end
+if window_ms == nil or token_ms == nil then return {'INVALID', 'token'} end
 if #KEYS ~= 6 then return {'INVALID', 'keys'} end
 
 local now = now_ms(offset)
@@ -29,4 +36,10 @@ if expires > score then
   redis.call('HSET', KEYS[1], 'expires_at', expires)
   redis.call('PEXPIREAT', KEYS[1], expires + gc_ms)
 end
-return {'OK', expires}
+local token_exp = tonumber(redis.call('HGET', KEYS[1], 'token_expires_at')) or 0
+local new_token = 0
+if token_exp - now <= window_ms then
+  new_token = now + token_ms
+  redis.call('HSET', KEYS[1], 'token_expires_at', new_token)
+end
+return {'OK', expires, new_token}

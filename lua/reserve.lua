@@ -19,8 +19,10 @@
 -- ARGV[10] owner id of the caller (claims the pusher start)
 -- ARGV[11] claim ms (how long a start claim lasts)
 -- ARGV[12] hash garbage-collection slack ms (hash TTL beyond expiry)
+-- ARGV[13] viewer token TTL ms (the token minted with this lease expires then)
 -- Returns:
---   {'OK', expires_at_ms, source_usage, source_limit, claimed 0|1, generation, state}
+--   {'OK', expires_at_ms, source_usage, source_limit, claimed 0|1, generation, state,
+--    camera name, token_expires_at_ms}
 --   {'LIMIT', 'SOURCE'|'TOTAL', current, limit}
 --   {'CAMERA_NOT_FOUND'} | {'CAMERA_DISABLED'} | {'EXISTS'} | {'INVALID', argument}
 
@@ -30,11 +32,13 @@ local default_limit = int_arg(ARGV[8], 0, 1e9)
 local default_total = int_arg(ARGV[9], 0, 1e9)
 local claim_ms = int_arg(ARGV[11], 1, 86400000)
 local gc_ms = int_arg(ARGV[12], 0, 86400000)
+local token_ms = int_arg(ARGV[13], 1, 86400000)
 if offset == nil then return {'INVALID', 'offset'} end
 if lease_ms == nil then return {'INVALID', 'lease_ms'} end
 if default_limit == nil or default_total == nil then return {'INVALID', 'limit'} end
 if claim_ms == nil then return {'INVALID', 'claim_ms'} end
 if gc_ms == nil then return {'INVALID', 'gc_ms'} end
+if token_ms == nil then return {'INVALID', 'token_ms'} end
 if #KEYS ~= 11 then return {'INVALID', 'keys'} end
 
 local enabled = redis.call('HGET', KEYS[9], 'enabled')
@@ -57,7 +61,7 @@ redis.call('ZADD', KEYS[3], expires, member)
 redis.call('ZADD', KEYS[4], expires, member)
 redis.call('HSET', KEYS[1], 'member', member, 'camera_id', ARGV[3], 'source', ARGV[4],
   'user_id', ARGV[5], 'quality', ARGV[6], 'created_at', now, 'expires_at', expires,
-  'connected', '0')
+  'connected', '0', 'token_expires_at', now + token_ms)
 redis.call('PEXPIREAT', KEYS[1], expires + gc_ms)
 redis.call('SET', KEYS[5], used + 1)
 redis.call('SADD', KEYS[11], ARGV[4])
@@ -92,4 +96,5 @@ elseif state == 'STARTING' then
 end
 local gen = tonumber(redis.call('HGET', meta, 'generation')) or 0
 state = redis.call('HGET', meta, 'state')
-return {'OK', expires, used + 1, limit, claimed, gen, state}
+local name = redis.call('HGET', KEYS[9], 'name') or ARGV[3]
+return {'OK', expires, used + 1, limit, claimed, gen, state, name, now + token_ms}
