@@ -1,0 +1,168 @@
+"""Reserve+release over HTTP at 32 concurrent clients against one uvicorn worker, and the
+stats endpoint with 1,000 active cameras and 10,000 reservations.
+
+    python -m tests.benchmarks.http_api [--pairs 10000] [--concurrency 32]
+
+Starts an embedded Valkey and the real service (``cctv-orchestrator serve``) as a separate
+process on 127.0.0.1, then drives it with aiohttp from this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from orchestrator.domain.models import Camera
+from orchestrator.store.cameras import CameraRegistry
+from orchestrator.store.client import connect
+from orchestrator.store.embedded import EmbeddedValkey
+from orchestrator.store.reservations import LeasePolicy, ReservationStore
+from orchestrator.store.scripts import Scripts
+from tests.benchmarks.stats import summary_ms
+from tests.live_server import free_port
+
+KEY = "bench-admin-key-0123456789abcdef0123456789"
+LIMITS = {"BENCH": 1_000_000, "TOTAL": 1_000_000}
+
+
+def start_service(valkey_url: str, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    keys = tmp / "keys.json"
+    keys.write_text(json.dumps([{"name": "bench", "role": "admin", "key": KEY}]))
+    env = {
+        **os.environ,
+        "VALKEY_URL": valkey_url,
+        "CCTV_API_KEYS_FILE": str(keys),
+        "CCTV_PORT": str(port),
+        "CCTV_SOURCE_LIMITS": json.dumps(LIMITS),
+        "LIVEKIT_API_SECRET": "bench-secret-that-is-at-least-32-bytes",
+        "CCTV_DATA_DIR": str(tmp / "data"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env
+    )
+
+
+async def wait_ready(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise RuntimeError("service did not start")
+
+
+async def pairs_benchmark(url: str, pairs: int, concurrency: int) -> None:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    reserve_s: list[float] = []
+    pair_s: list[float] = []
+    todo = iter(range(pairs))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
+
+        async def worker() -> None:
+            for i in todo:
+                body = {"camera_id": f"cam-{i % 100}", "user_id": "bench", "source": "BENCH"}
+                t0 = time.perf_counter()
+                async with session.post(f"{url}/api/v1/stream/reserve", json=body) as response:
+                    assert response.status == 201, await response.text()
+                    rid = (await response.json())["reservation_id"]
+                t1 = time.perf_counter()
+                async with session.delete(f"{url}/api/v1/stream/release/{rid}") as response:
+                    assert response.status == 200
+                    await response.read()
+                pair_s.append(time.perf_counter() - t0)
+                reserve_s.append(t1 - t0)
+
+        todo = iter(range(min(1000, pairs)))  # warm-up
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        reserve_s.clear()
+        pair_s.clear()
+        todo = iter(range(pairs))
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    print(f"HTTP pairs={pairs} concurrency={concurrency} elapsed={elapsed:.2f}s")
+    print(f"throughput             {pairs / elapsed:,.0f} reserve+release pairs/s")
+    print(summary_ms("reserve latency", reserve_s))
+    print(summary_ms("pair latency", pair_s))
+
+
+async def add_cameras(valkey_url: str, ids: list[str]) -> None:
+    client = connect(valkey_url, timeout_seconds=10.0)
+    registry = CameraRegistry(client)
+    await asyncio.gather(*(registry.put(Camera(c, c, f"rtsp://127.0.0.1/{c}")) for c in ids))
+    await client.aclose()
+
+
+async def seed(valkey_url: str, cameras: int, reservations: int) -> None:
+    ids = [f"stat-{i}" for i in range(cameras)]
+    await add_cameras(valkey_url, ids)
+    client = connect(valkey_url, timeout_seconds=10.0)
+    policy = LeasePolicy(lease_ms=3_600_000, default_limits=tuple(LIMITS.items()))
+    store = ReservationStore(client, Scripts(client), policy, owner="seed")
+    for start in range(0, reservations, 500):
+        await asyncio.gather(
+            *(store.reserve(ids[i % cameras], "BENCH", "u") for i in range(start, start + 500))
+        )
+    await client.aclose()
+
+
+async def stats_benchmark(url: str, samples: int) -> None:
+    timings: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            async with session.get(f"{url}/api/v1/stream/stats") as response:
+                body = await response.json()
+            timings.append(time.perf_counter() - t0)
+    print(
+        f"stats: {len(body['camera_stats'])} cameras, {body['total_viewers']} reservations, "
+        f"{len(json.dumps(body)) // 1024} KiB"
+    )
+    print(summary_ms("GET /stream/stats", timings))
+
+
+async def run(valkey_url: str, tmp: Path, pairs: int, concurrency: int) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = start_service(valkey_url, tmp, port)
+    try:
+        await add_cameras(valkey_url, [f"cam-{i}" for i in range(100)])
+        await wait_ready(url)
+        await pairs_benchmark(url, pairs, concurrency)
+        await seed(valkey_url, 1000, 10_000)
+        await stats_benchmark(url, 50)
+    finally:
+        service.terminate()
+        service.wait(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedValkey(Path(tmp) / "valkey")
+        url = server.start()
+        try:
+            asyncio.run(run(url, Path(tmp), args.pairs, args.concurrency))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
