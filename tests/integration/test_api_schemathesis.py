@@ -38,7 +38,7 @@ def test_generated_requests_conform_and_never_fail(live_url: str, client: object
     schema = schemathesis.openapi.from_url(f"{live_url}/openapi.json")
     counts = {}
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]  # an Err raises here: a bad schema
         counts[operation.label] = fuzz_operation(operation, live_url, admin)
     print("schemathesis cases per operation:", counts)
     assert sum(counts.values()) >= MIN_CASES, f"only {sum(counts.values())} cases ran: {counts}"
@@ -52,7 +52,7 @@ def fuzz_operation(operation: Any, base_url: str, admin: dict[str, str]) -> int:
     @settings(
         max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
-    def check(case: schemathesis.Case) -> None:
+    def check(case: Any) -> None:
         nonlocal ran
         ran += 1
         case.call_and_validate(base_url=base_url, headers=admin)
