@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     source_limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_SOURCE_LIMITS))
     default_source_limit: int = 0
 
+    # --- Docker -----------------------------------------------------------------------
+    docker_host: str | None = Field(
+        default=None, validation_alias=AliasChoices("DOCKER_HOST", "docker_host")
+    )
+    docker_timeout_seconds: float = 10.0
+
     # --- camera registry ----------------------------------------------------------------
     cameras_file: Path | None = None
 

@@ -21,6 +21,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import InvalidInput
 from orchestrator.livekit.tokens import TokenMinter
 from orchestrator.reconciler.loops import GuardedLoop, LoopGroup
+from orchestrator.runtime import DockerRuntime
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
@@ -67,10 +68,11 @@ class Services:
     streams: StreamService
     keyring: KeyRing
     loops: LoopGroup
+    runtime: DockerRuntime
     metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def readiness_probes(self) -> dict[str, Callable[[], Awaitable[bool]]]:
-        return {"valkey": self.scripts.ready}
+        return {"valkey": self.scripts.ready, "docker": self.runtime.ping}
 
 
 @asynccontextmanager
@@ -100,6 +102,9 @@ async def open_services(
         streams=streams,
         keyring=keyring if keyring is not None else keyring_from(settings),
         loops=LoopGroup([sweep]),
+        runtime=DockerRuntime(
+            settings.docker_host, timeout_seconds=settings.docker_timeout_seconds
+        ),
     )
     try:
         if settings.cameras_file is not None:
@@ -110,4 +115,5 @@ async def open_services(
         yield services
     finally:
         await services.loops.stop()
+        await services.runtime.close()
         await client.aclose()

@@ -6,6 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from orchestrator.store.embedded import EmbeddedValkey
 from tests.integration.conftest import ADMIN_KEY, Api, auth, make_settings, open_api
 
@@ -57,7 +59,10 @@ async def test_limits_are_admin_settable_but_never_below_usage(api: Api) -> None
 async def test_health_ready_docs_and_unknown_routes(api: Api) -> None:
     assert (await api.http.get("/health")).json() == {"status": "ok"}
     ready = await api.http.get("/ready")
-    assert ready.status_code == 200 and ready.json()["checks"]["valkey"] == "ok"
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"valkey": "ok", "docker": "ok"}
+    metrics = await api.http.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     schema = (await api.http.get("/openapi.json")).json()
     assert "/api/v1/stream/reserve" in schema["paths"]
     assert (await api.http.get("/docs")).status_code == 200
@@ -80,6 +85,19 @@ async def test_cors_is_off_unless_origins_are_configured(api: Api, valkey_url: s
         assert on.headers["access-control-allow-origin"] == "https://dashboard.example"
 
 
+async def test_ready_names_an_unreachable_docker_engine(valkey_url: str, client: object) -> None:
+    settings = make_settings(valkey_url, docker_host="unix:///nonexistent/docker.sock")
+    async for api in open_api(settings):
+        ready = await api.http.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["degraded"] == ["docker"]
+        assert (await api.http.get("/health")).status_code == 200
+
+
+# While Valkey is down, asyncio's unix-socket connect can drop a half-open socket to the GC
+# (stdlib/redis-py, not ours); its ResourceWarning must not fail the outage test.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_valkey_outage_answers_503_quickly_and_recovers(tmp_path: Path) -> None:
     server = EmbeddedValkey(tmp_path / "valkey")
     url = server.start()
