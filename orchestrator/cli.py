@@ -64,9 +64,12 @@ def serve(
         embedded = EmbeddedValkey(settings.data_dir)
         settings.valkey_url = embedded.start()  # main thread: the server dies with us
         log.info("embedded valkey started", extra={"data_dir": str(settings.data_dir)})
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the embedded server is
+    # stopped from the app's lifespan (and by the finally below on any other exit).
+    stop = embedded.stop if embedded is not None else None
     try:
         uvicorn.run(
-            create_app(settings, keyring=keyring),
+            create_app(settings, keyring=keyring, on_shutdown=stop),
             host=settings.host,
             port=settings.port,
             log_config=None,

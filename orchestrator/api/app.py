@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -15,12 +15,23 @@ from orchestrator.config import Settings
 from orchestrator.wiring import open_services
 
 
-def create_app(settings: Settings, *, keyring: KeyRing | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    keyring: KeyRing | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """``on_shutdown`` runs after the services closed (the CLI stops the embedded Valkey)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings, keyring=keyring) as services:
-            app.state.services = services
-            yield
+        try:
+            async with open_services(settings, keyring=keyring) as services:
+                app.state.services = services
+                yield
+        finally:
+            if on_shutdown is not None:
+                on_shutdown()
 
     app = FastAPI(
         title="CCTV ingest orchestrator",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 from redis.asyncio import Redis
 
 from orchestrator.domain.models import Admission
@@ -19,10 +20,10 @@ from orchestrator.reconciler.loops import GuardedLoop, LoopGroup
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
-from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
 from tests.conftest import add_cameras
+from tests.live_server import free_port
 
 
 async def test_quota_under_contention_admits_exactly_the_limit(
@@ -92,54 +93,72 @@ async def test_unrenewed_lease_frees_quota_and_camera_by_itself(
     assert (await store.reserve("cam-1", "BUS", "waiting")).current_usage == 1
 
 
-CHILD = """
-import asyncio, json, sys, time
-from pathlib import Path
-from orchestrator.domain.models import Camera
-from orchestrator.store.cameras import CameraRegistry
-from orchestrator.store.client import connect
-from orchestrator.store.embedded import EmbeddedValkey
-from orchestrator.store.reservations import LeasePolicy, ReservationStore
-from orchestrator.store.scripts import Scripts
-
-async def main(url):
-    client = connect(url)
-    await CameraRegistry(client).put(Camera("cam-1", "One", "rtsp://127.0.0.1/one"))
-    store = ReservationStore(client, Scripts(client), LeasePolicy(
-        lease_ms=600_000, default_limits=(("METRO", 30), ("TOTAL", 500))), owner="child")
-    ids = [(await store.reserve("cam-1", "METRO", f"u{i}")).reservation_id for i in range(5)]
-    await client.aclose()
-    return ids
-
-server = EmbeddedValkey(Path(sys.argv[1]))
-ids = asyncio.run(main(server.start()))
-print(json.dumps(ids), flush=True)
-time.sleep(3600)
-"""
+ADMIN = "durability-admin-key-0123456789abcdef"
 
 
-async def test_reservations_survive_sigkill_of_the_process(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data)], stdout=subprocess.PIPE, text=True
+def start_service(data: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "VALKEY_URL"}
+    env.update(
+        CCTV_DATA_DIR=str(data),
+        CCTV_PORT=str(port),
+        CCTV_ADMIN_API_KEY=ADMIN,
+        CCTV_CAMERAS_FILE=str(data.parent / "cameras.yaml"),
+        LIVEKIT_API_SECRET="durability-secret-at-least-32-bytes-long",
     )
-    assert child.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), timeout=30)
-    reserved = json.loads(line)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait(10)
-    child.stdout.close()
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env
+    )
 
-    server = EmbeddedValkey(data)
-    client = connect(server.start(), timeout_seconds=5.0)
-    try:
-        assert await client.get(keys.count("METRO")) == "5"
-        for rid in reserved:
-            assert await client.hget(keys.reservation(rid), "camera_id") == "cam-1"
-        store = ReservationStore(
-            client, Scripts(client), LeasePolicy(default_limits=(("METRO", 30),)), owner="t"
-        )
-        assert (await store.recount("METRO")).after == 5
-    finally:
-        await client.aclose()
-        server.stop()
+
+async def wait_healthy(http: httpx.AsyncClient, service: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        assert service.poll() is None, "the service exited"
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("the service did not answer within 15 s")
+
+
+async def test_reservations_survive_sigkill_of_the_service(tmp_path: Path) -> None:
+    """The real service with its embedded Valkey: SIGKILL it, start it again, nothing lost."""
+    data = tmp_path / "data"
+    (tmp_path / "cameras.yaml").write_text(
+        "cameras:\n  - {camera_id: cam-1, name: One, rtsp_url: 'rtsp://127.0.0.1/one'}\n"
+    )
+    port = free_port()
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    body = {"camera_id": "cam-1", "user_id": "u", "source": "METRO"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+        first = start_service(data, port)
+        try:
+            await wait_healthy(http, first)
+            reserved = []
+            for _ in range(5):
+                response = await http.post("/api/v1/stream/reserve", json=body)
+                assert response.status_code == 201, response.text
+                reserved.append(response.json()["reservation_id"])
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+
+        second = start_service(data, port)
+        try:
+            await wait_healthy(http, second)
+            stats = (await http.get("/api/v1/stream/stats")).json()
+            assert stats["source_stats"]["METRO"]["current"] == 5
+            assert [c["viewer_count"] for c in stats["camera_stats"]] == [5]
+            for rid in reserved:
+                renewed = await http.post(f"/api/v1/stream/heartbeat/{rid}")
+                assert renewed.status_code == 200, renewed.text
+        finally:
+            second.terminate()
+            # uvicorn shuts down gracefully, then re-raises SIGTERM: -15 is a clean exit
+            assert second.wait(20) in (0, -signal.SIGTERM), "no clean shutdown"
+    pid = int((data / "valkey.pid").read_text()) if (data / "valkey.pid").exists() else None
+    if pid is not None:  # Valkey removes its pid file on a clean exit
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 0)
+            raise AssertionError("the embedded Valkey outlived the service")
