@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import warnings
@@ -67,6 +68,11 @@ def serve(
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so the embedded server is
     # stopped from the app's lifespan (and by the finally below on any other exit).
     stop = embedded.stop if embedded is not None else None
+    # Long-lived objects (app, settings, clients) are frozen out of the collector and young
+    # collections run less often: fewer multi-millisecond GC pauses on the request path.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     try:
         uvicorn.run(
             create_app(settings, keyring=keyring, on_shutdown=stop),

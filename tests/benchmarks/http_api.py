@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,6 +136,29 @@ async def stats_benchmark(url: str, samples: int) -> None:
     print(summary_ms("GET /stream/stats", timings))
 
 
+WRK_SCRIPT = """
+local i = 0
+request = function()
+  i = i + 1
+  local body = '{"camera_id":"cam-' .. (i % 100) .. '","user_id":"wrk","source":"BENCH"}'
+  return wrk.format("POST", "/api/v1/stream/reserve", {
+    ["Authorization"] = "Bearer BEARER_KEY", ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def wrk_reserve(url: str, tmp: Path, concurrency: int) -> None:
+    """Reserve-only load from wrk (C), so the client's own CPU cost is small."""
+    if shutil.which("wrk") is None:
+        print("wrk: not installed (apt-get install wrk) - reserve-only figures skipped")
+        return
+    script = tmp / "reserve.lua"
+    script.write_text(WRK_SCRIPT.replace("BEARER_KEY", KEY))
+    command = ["wrk", "-t1", f"-c{concurrency}", "-d10s", "--latency", "-s", str(script), url]
+    print("$", " ".join(command))
+    print(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+
 async def run(valkey_url: str, tmp: Path, pairs: int, concurrency: int) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -145,6 +169,7 @@ async def run(valkey_url: str, tmp: Path, pairs: int, concurrency: int) -> None:
         await pairs_benchmark(url, pairs, concurrency)
         await seed(valkey_url, 1000, 10_000)
         await stats_benchmark(url, 50)
+        await asyncio.to_thread(wrk_reserve, url, tmp, concurrency)
     finally:
         service.terminate()
         service.wait(15)
