@@ -180,13 +180,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedValkey(Path(tmp) / "valkey")
-        url = server.start()
-        try:
-            asyncio.run(run(url, Path(tmp), args.pairs, args.concurrency))
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
+        asyncio.run(run(server.url, Path(tmp), args.pairs, args.concurrency))
 
 
 if __name__ == "__main__":

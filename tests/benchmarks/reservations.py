@@ -68,13 +68,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedValkey(Path(tmp) / "data")
-        url = server.start()
-        try:
-            asyncio.run(run(url, args.pairs, args.concurrency))
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "data") as server:
+        asyncio.run(run(server.url, args.pairs, args.concurrency))
 
 
 if __name__ == "__main__":
