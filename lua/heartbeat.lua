@@ -8,7 +8,7 @@
 -- ARGV[5] token refresh window ms   ARGV[6] token TTL ms
 --   When the lease's viewer token expires within the window, a new token expiry is recorded
 --   and returned: the caller mints a token that expires then.
--- Returns: {'OK', expires_at_ms, new token expiry ms or 0} | {'NOT_FOUND'}
+-- Returns: {'OK', expires_at_ms, new token expiry ms or 0, user id} | {'NOT_FOUND'}
 --          | {'INVALID', argument}
 
 local offset = int_arg(ARGV[1], -1e13, 1e13)
@@ -42,4 +42,4 @@ if token_exp - now <= window_ms then
   new_token = now + token_ms
   redis.call('HSET', KEYS[1], 'token_expires_at', new_token)
 end
-return {'OK', expires, new_token}
+return {'OK', expires, new_token, redis.call('HGET', KEYS[1], 'user_id') or ''}

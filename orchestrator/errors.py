@@ -27,6 +27,11 @@ Third-party errors (redis, docker, livekit) are translated at their adapter with
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.runtime.spec import ContainerInfo
+
 
 class OrchestratorError(Exception):
     """Base of every error this service raises on purpose."""
@@ -113,13 +118,6 @@ class RuntimeUnavailable(TemporaryError):
 
 class LiveKitUnavailable(TemporaryError):
     pass
-
-
-# Type-only import for the runtime errors below (kept with them; it may move to the top).
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:
-    from orchestrator.runtime.spec import ContainerInfo
 
 
 class ContainerConflict(OrchestratorError):

@@ -72,9 +72,11 @@ class StreamService:
         renewal = await self.store.renew(lease)
         token = None
         if renewal.token_expires_at_ms is not None:
-            user = await self.store.user_of(reservation_id)
             token = self.tokens.viewer_token(
-                reservation_id, user, renewal.lease.camera_id, renewal.token_expires_at_ms
+                reservation_id,
+                renewal.user_id,
+                renewal.lease.camera_id,
+                renewal.token_expires_at_ms,
             )
         return Renewed(renewal.expires_at_ms, token, renewal.token_expires_at_ms)
 

@@ -54,6 +54,7 @@ class Renewal:
     lease: Lease
     expires_at_ms: int
     token_expires_at_ms: int | None
+    user_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,8 +174,8 @@ class ReservationStore:
                 policy.token_ttl_ms,
             ],
         )
-        expires, token_exp = check("heartbeat", reply, reservation_id=lease.reservation_id)
-        return Renewal(lease, int(expires), int(token_exp) or None)
+        expires, token_exp, user = check("heartbeat", reply, reservation_id=lease.reservation_id)
+        return Renewal(lease, int(expires), int(token_exp) or None, str(user))
 
     async def release(self, reservation_id: str) -> Release:
         """End the lease. Idempotent: a second release reports ``released=False``."""
@@ -255,11 +255,6 @@ class ReservationStore:
         )
         before, _ = check("set_limit", reply, limit_name=source)
         return None if int(before) < 0 else int(before)
-
-    async def user_of(self, reservation_id: str) -> str:
-        async with translated():
-            user = await self._client.hget(keys.reservation(reservation_id), "user_id")
-        return str(user or "")
 
     async def get(self, reservation_id: str) -> ReservationInfo | None:
         """The reservation when its lease is live, else None."""

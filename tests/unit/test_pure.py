@@ -15,6 +15,7 @@ from orchestrator.domain.redact import redact_url
 from orchestrator.errors import InvalidInput
 from orchestrator.logs import JsonFormatter
 from orchestrator.store import keys
+from orchestrator.store.cameras import load_cameras_file
 
 
 @pytest.mark.parametrize("value", ["cam-001", "A.b_c-9", "x" * 64])
@@ -85,3 +86,20 @@ def test_json_logs_mask_url_credentials() -> None:
     record.url = "rtsp://admin:hunter2@cam/1"
     line = json.loads(JsonFormatter().format(record))
     assert line["url"] == "rtsp://***@cam/1" and "hunter2" not in json.dumps(line)
+
+
+def test_cameras_file_loads_from_json_and_yaml(tmp_path: Path) -> None:
+    entry = {"camera_id": "cam-1", "name": "One", "rtsp_url": "rtsp://u:p@10.0.0.1/s"}
+    as_json = tmp_path / "cameras.json"
+    as_json.write_text(json.dumps([entry]))
+    as_yaml = tmp_path / "cameras.yaml"
+    as_yaml.write_text(
+        "cameras:\n  - {camera_id: cam-1, name: One, rtsp_url: 'rtsp://u:p@10.0.0.1/s'}\n"
+    )
+    for path in (as_json, as_yaml):
+        (camera,) = load_cameras_file(path)
+        assert (camera.camera_id, camera.enabled) == ("cam-1", True)
+        assert "u:p" not in repr(camera)  # the URL is kept out of repr
+    as_json.write_text(json.dumps([{"camera_id": "bad id", "rtsp_url": "rtsp://x/y"}]))
+    with pytest.raises(InvalidInput):
+        load_cameras_file(as_json)
