@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from orchestrator.api.deps import AdminDep, ServicesDep
+from orchestrator.api.deps import AdminDep
 from orchestrator.api.routes_streams import errors
 from orchestrator.api.schemas import CameraBody, CameraList, CameraOut, LimitBody, LimitOut
 from orchestrator.domain.models import Camera
@@ -28,13 +28,13 @@ def camera_out(camera: Camera) -> CameraOut:
 
 
 @router.get("/cameras", responses=errors(403))
-async def list_cameras(_: AdminDep, services: ServicesDep) -> CameraList:
-    return CameraList(cameras=[camera_out(c) for c in await services.registry.all()])
+async def list_cameras(admin: AdminDep) -> CameraList:
+    return CameraList(cameras=[camera_out(c) for c in await admin.services.registry.all()])
 
 
 @router.get("/cameras/{camera_id}", responses=errors(403, 404))
-async def get_camera(camera_id: CameraId, _: AdminDep, services: ServicesDep) -> CameraOut:
-    camera = await services.registry.get(camera_id)
+async def get_camera(camera_id: CameraId, admin: AdminDep) -> CameraOut:
+    camera = await admin.services.registry.get(camera_id)
     if camera is None:
         raise CameraNotFound(f"camera {camera_id} not found")
     return camera_out(camera)
@@ -42,26 +42,24 @@ async def get_camera(camera_id: CameraId, _: AdminDep, services: ServicesDep) ->
 
 @router.put("/cameras/{camera_id}", responses={201: {"model": CameraOut}, **errors(403)})
 async def put_camera(
-    camera_id: CameraId, body: CameraBody, _: AdminDep, services: ServicesDep, response: Response
+    camera_id: CameraId, body: CameraBody, admin: AdminDep, response: Response
 ) -> CameraOut:
     """Create (201) or replace (200) a camera. The RTSP URL is stored, never returned."""
     camera = Camera(camera_id, body.name, body.rtsp_url, body.enabled)
-    if await services.registry.put(camera):
+    if await admin.services.registry.put(camera):
         response.status_code = 201
     return camera_out(camera)
 
 
 @router.delete("/cameras/{camera_id}", responses=errors(403, 404))
-async def delete_camera(camera_id: CameraId, _: AdminDep, services: ServicesDep) -> dict[str, str]:
-    if not await services.registry.delete(camera_id):
+async def delete_camera(camera_id: CameraId, admin: AdminDep) -> dict[str, str]:
+    if not await admin.services.registry.delete(camera_id):
         raise CameraNotFound(f"camera {camera_id} not found")
     return {"status": "deleted"}
 
 
 @router.put("/limits/{source}", responses=errors(403, 409))
-async def put_limit(
-    source: Source, body: LimitBody, _: AdminDep, services: ServicesDep
-) -> LimitOut:
+async def put_limit(source: Source, body: LimitBody, admin: AdminDep) -> LimitOut:
     """Set a source's limit (``TOTAL`` for the global one). Refused below live usage (409)."""
-    previous = await services.store.set_limit(source, body.limit)
+    previous = await admin.services.store.set_limit(source, body.limit)
     return LimitOut(source=source, limit=body.limit, previous=previous)

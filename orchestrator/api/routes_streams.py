@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from orchestrator.api.deps import PrincipalDep, ServicesDep
+from orchestrator.api.deps import CallerDep, ServicesDep
 from orchestrator.api.schemas import (
     CameraStats,
     ErrorResponse,
@@ -35,12 +35,10 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     response_model=ReserveResponse,
     responses=errors(403, 404, 409, 429),
 )
-async def reserve(
-    body: ReserveRequest, principal: PrincipalDep, services: ServicesDep
-) -> ReserveResponse:
+async def reserve(body: ReserveRequest, caller: CallerDep) -> ReserveResponse:
     """Reserve a viewer slot. Answers once the lease is written; the pusher starts behind."""
-    reserved = await services.streams.reserve(
-        principal, body.camera_id, body.source, body.user_id, body.quality
+    reserved = await caller.services.streams.reserve(
+        caller.principal, body.camera_id, body.source, body.user_id, body.quality
     )
     admission = reserved.admission
     return ReserveResponse(
@@ -50,7 +48,7 @@ async def reserve(
         room_name=room_name(admission.camera_id),
         identity=admission.identity,
         token=reserved.token,
-        livekit_url=services.settings.livekit_url,
+        livekit_url=caller.services.settings.livekit_url,
         expires_at=iso_required(admission.expires_at_ms),
         quality=body.quality,
         source=admission.source,
@@ -61,11 +59,9 @@ async def reserve(
 
 
 @router.post("/heartbeat/{reservation_id}", responses=errors(403, 404))
-async def heartbeat(
-    reservation_id: RID, principal: PrincipalDep, services: ServicesDep
-) -> HeartbeatResponse:
+async def heartbeat(reservation_id: RID, caller: CallerDep) -> HeartbeatResponse:
     """Renew the lease (never shortens it). Carries a fresh token when the old one nears expiry."""
-    renewed = await services.streams.heartbeat(principal, reservation_id)
+    renewed = await caller.services.streams.heartbeat(caller.principal, reservation_id)
     return HeartbeatResponse(
         expires_at=iso_required(renewed.expires_at_ms),
         token=renewed.token,
@@ -74,11 +70,9 @@ async def heartbeat(
 
 
 @router.delete("/release/{reservation_id}", responses=errors(403))
-async def release(
-    reservation_id: RID, principal: PrincipalDep, services: ServicesDep
-) -> ReleaseResponse:
+async def release(reservation_id: RID, caller: CallerDep) -> ReleaseResponse:
     """Release the lease. Idempotent: releasing twice (or an expired lease) is fine."""
-    result = await services.streams.release(principal, reservation_id)
+    result = await caller.services.streams.release(caller.principal, reservation_id)
     return ReleaseResponse(released=result.released)
 
 

@@ -4,7 +4,9 @@ stats endpoint with 1,000 active cameras and 10,000 reservations.
     python -m tests.benchmarks.http_api [--pairs 10000] [--concurrency 32]
 
 Starts an embedded Valkey and the real service (``cctv-orchestrator serve``) as a separate
-process on 127.0.0.1, then drives it with aiohttp from this process.
+process on 127.0.0.1. Reserve+release pairs come from 32 keep-alive connections
+of a lean raw HTTP/1.1 client (``rawhttp``) on uvloop; stats uses aiohttp; wrk adds
+reserve-only load.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import uvloop
 
 from orchestrator.domain.models import Camera
 from orchestrator.store.cameras import CameraRegistry
@@ -28,6 +32,7 @@ from orchestrator.store.client import connect
 from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
+from tests.benchmarks.rawhttp import RawConnection, build
 from tests.benchmarks.stats import summary_ms
 from tests.live_server import free_port
 
@@ -66,35 +71,48 @@ async def wait_ready(url: str) -> None:
 
 
 async def pairs_benchmark(url: str, pairs: int, concurrency: int) -> None:
-    headers = {"Authorization": f"Bearer {KEY}"}
+    host = url.removeprefix("http://")
+    hostname, _, port = host.partition(":")
+    auth = {"Authorization": f"Bearer {KEY}"}
+    reserves = [
+        build(
+            "POST",
+            "/api/v1/stream/reserve",
+            host,
+            {**auth, "Content-Type": "application/json"},
+            json.dumps({"camera_id": f"cam-{i}", "user_id": "bench", "source": "BENCH"}).encode(),
+        )
+        for i in range(100)
+    ]
     reserve_s: list[float] = []
     pair_s: list[float] = []
-    todo = iter(range(pairs))
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
 
-        async def worker() -> None:
+    async def worker(todo: Iterator[int]) -> None:
+        connection = await RawConnection.open(hostname, int(port))
+        try:
             for i in todo:
-                body = {"camera_id": f"cam-{i % 100}", "user_id": "bench", "source": "BENCH"}
                 t0 = time.perf_counter()
-                async with session.post(f"{url}/api/v1/stream/reserve", json=body) as response:
-                    assert response.status == 201, await response.text()
-                    rid = (await response.json())["reservation_id"]
+                status, body = await connection.request(reserves[i % 100])
                 t1 = time.perf_counter()
-                async with session.delete(f"{url}/api/v1/stream/release/{rid}") as response:
-                    assert response.status == 200
-                    await response.read()
+                assert status == 201, body
+                rid = json.loads(body)["reservation_id"]
+                status, body = await connection.request(
+                    build("DELETE", f"/api/v1/stream/release/{rid}", host, auth)
+                )
+                assert status == 200, body
                 pair_s.append(time.perf_counter() - t0)
                 reserve_s.append(t1 - t0)
+        finally:
+            await connection.close()
 
-        todo = iter(range(min(1000, pairs)))  # warm-up
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        reserve_s.clear()
-        pair_s.clear()
-        todo = iter(range(pairs))
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    warmup = iter(range(min(1000, pairs)))
+    await asyncio.gather(*(worker(warmup) for _ in range(concurrency)))
+    reserve_s.clear()
+    pair_s.clear()
+    todo = iter(range(pairs))
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(todo) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     print(f"HTTP pairs={pairs} concurrency={concurrency} elapsed={elapsed:.2f}s")
     print(f"throughput             {pairs / elapsed:,.0f} reserve+release pairs/s")
     print(summary_ms("reserve latency", reserve_s))
@@ -181,7 +199,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
-        asyncio.run(run(server.url, Path(tmp), args.pairs, args.concurrency))
+        uvloop.run(run(server.url, Path(tmp), args.pairs, args.concurrency))
 
 
 if __name__ == "__main__":
