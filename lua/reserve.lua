@@ -67,11 +67,15 @@ redis.call('SET', KEYS[5], used + 1)
 redis.call('SADD', KEYS[11], ARGV[4])
 
 -- Pusher state: the first viewer claims the start; a viewer during the drain grace cancels
--- the teardown; an abandoned claim is taken over.
+-- the teardown; an abandoned claim is taken over. While a live stopper removes the old
+-- container (STOPPING), the stopper itself claims the next start when it finishes
+-- (pusher_stopped), so the new container is never created next to the old one.
 local meta = KEYS[8]
 local state = redis.call('HGET', meta, 'state') or 'IDLE'
 local claimed = 0
-if state == 'IDLE' or state == 'STOPPING' then
+local stopper_gone = state == 'STOPPING'
+  and (tonumber(redis.call('HGET', meta, 'claim_deadline')) or 0) <= now
+if state == 'IDLE' or stopper_gone then
   claim(meta, ARGV[10], now, claim_ms)
   redis.call('HSET', meta, 'active_since', now, 'source', ARGV[4], 'attempts', 0)
   redis.call('HDEL', meta, 'retry_at', 'last_error', 'container_id')

@@ -53,6 +53,22 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DOCKER_HOST", "docker_host")
     )
     docker_timeout_seconds: float = 10.0
+    docker_workers: int = Field(default=32, ge=1, le=256)
+
+    # --- pushers (design §4) --------------------------------------------------------
+    pushers_enabled: bool = True
+    pusher_image: str = "cctv-whip-pusher:latest"
+    pusher_network: str = "bridge"
+    pusher_memory: str = "256m"
+    pusher_cpus: float = Field(default=1.0, gt=0, le=64)
+    pusher_stop_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    whip_url: str = ""
+    whip_token: SecretStr | None = None
+    pusher_tick_seconds: float = Field(default=0.25, gt=0)
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    restart_initial_seconds: float = Field(default=1.0, gt=0)
+    restart_max_seconds: float = Field(default=60.0, gt=0)
+    restart_stable_seconds: float = Field(default=60.0, ge=0)
 
     # --- camera registry ----------------------------------------------------------------
     cameras_file: Path | None = None

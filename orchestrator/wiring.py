@@ -20,6 +20,12 @@ from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.config import Settings
 from orchestrator.errors import InvalidInput
 from orchestrator.livekit.tokens import TokenMinter
+from orchestrator.pusher.backoff import RestartPolicy
+from orchestrator.pusher.lifecycle import Lifecycle
+from orchestrator.pusher.reconcile import Reconciler
+from orchestrator.pusher.specs import SpecFactory
+from orchestrator.pusher.store import PusherStore
+from orchestrator.pusher.watcher import EventWatcher
 from orchestrator.reconciler.loops import GuardedLoop, LoopGroup
 from orchestrator.runtime import DockerRuntime
 from orchestrator.store.cameras import CameraRegistry
@@ -41,6 +47,15 @@ def policy_from(settings: Settings) -> LeasePolicy:
         default_source_limit=settings.default_source_limit,
         token_ttl_ms=int(settings.token_ttl_seconds * 1000),
         token_refresh_ms=int(settings.token_refresh_seconds * 1000),
+    )
+
+
+def restart_policy(settings: Settings) -> RestartPolicy:
+    return RestartPolicy(
+        initial_seconds=settings.restart_initial_seconds,
+        max_seconds=settings.restart_max_seconds,
+        jitter_seconds=min(1.0, settings.restart_initial_seconds),
+        stable_seconds=settings.restart_stable_seconds,
     )
 
 
@@ -69,6 +84,9 @@ class Services:
     keyring: KeyRing
     loops: LoopGroup
     runtime: DockerRuntime
+    pushers: PusherStore
+    lifecycle: Lifecycle
+    reconciler: Reconciler
     metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def readiness_probes(self) -> dict[str, Callable[[], Awaitable[bool]]]:
@@ -84,15 +102,53 @@ async def open_services(
     client = connect(settings.valkey_url, timeout_seconds=settings.valkey_timeout_seconds)
     scripts = Scripts(client)
     policy = policy_from(settings)
-    store = ReservationStore(client, scripts, policy, owner=owner_id())
+    owner = owner_id()
+    store = ReservationStore(client, scripts, policy, owner=owner)
     registry = CameraRegistry(client)
-    tokens = TokenMinter(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
-    streams = StreamService(store, StatsReader(client, policy), tokens)
-    sweep = GuardedLoop(
-        "expire-leases",
-        lambda: store.expire_all(settings.expire_batch_size),
-        interval_seconds=settings.sweep_interval_seconds,
+    runtime = DockerRuntime(
+        settings.docker_host,
+        timeout_seconds=settings.docker_timeout_seconds,
+        stop_timeout_seconds=settings.pusher_stop_timeout_seconds,
+        workers=settings.docker_workers,
     )
+    pushers = PusherStore(
+        client, scripts, owner=owner, claim_ms=policy.claim_ms, restart=restart_policy(settings)
+    )
+    lifecycle = Lifecycle(pushers, runtime, registry, SpecFactory(settings))
+    reconciler = Reconciler(lifecycle)
+    tokens = TokenMinter(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
+    streams = StreamService(
+        store,
+        StatsReader(client, policy),
+        tokens,
+        on_claim=lifecycle.on_claim if settings.pushers_enabled else None,
+    )
+    loops = LoopGroup(
+        [
+            GuardedLoop(
+                "expire-leases",
+                lambda: store.expire_all(settings.expire_batch_size),
+                interval_seconds=settings.sweep_interval_seconds,
+            )
+        ]
+    )
+    if settings.pushers_enabled:
+        watcher = EventWatcher(reconciler)
+        loops.loops += [
+            GuardedLoop(
+                "pusher-tick", lifecycle.tick, interval_seconds=settings.pusher_tick_seconds
+            ),
+            GuardedLoop(
+                "reconcile",
+                reconciler.run_once,
+                interval_seconds=settings.reconcile_interval_seconds,
+            ),
+            GuardedLoop(
+                "docker-events",
+                lambda: watcher.run(loops.stop_event),
+                interval_seconds=settings.reconcile_interval_seconds,
+            ),
+        ]
     services = Services(
         settings=settings,
         client=client,
@@ -101,10 +157,11 @@ async def open_services(
         registry=registry,
         streams=streams,
         keyring=keyring if keyring is not None else keyring_from(settings),
-        loops=LoopGroup([sweep]),
-        runtime=DockerRuntime(
-            settings.docker_host, timeout_seconds=settings.docker_timeout_seconds
-        ),
+        loops=loops,
+        runtime=runtime,
+        pushers=pushers,
+        lifecycle=lifecycle,
+        reconciler=reconciler,
     )
     try:
         if settings.cameras_file is not None:
@@ -115,5 +172,6 @@ async def open_services(
         yield services
     finally:
         await services.loops.stop()
+        await services.lifecycle.close()
         await services.runtime.close()
         await client.aclose()

@@ -102,6 +102,7 @@ async def stats(services: ServicesDep) -> StatsResponse:
             generation=c.generation,
             restarts=c.restarts,
             last_error=c.last_error,
+            next_retry_at=iso(c.retry_at_ms),
         )
         for c in data.cameras
     ]

@@ -63,6 +63,7 @@ class CameraStats(BaseModel):
     generation: int
     restarts: int
     last_error: str | None
+    next_retry_at: str | None = None
 
 
 class TotalStats(BaseModel):

@@ -63,6 +63,11 @@ class LoopGroup:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def stop_event(self) -> asyncio.Event:
+        """Set when the group stops: long-running bodies (an event stream) wait on it."""
+        return self._stop
+
     def start(self) -> None:
         self._stop.clear()
         self._tasks = [

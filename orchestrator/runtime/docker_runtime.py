@@ -1,6 +1,7 @@
 """Async adapter over the synchronous docker SDK (docker 7.x).
 
-Every SDK call runs in a worker thread (``asyncio.to_thread``) through
+Every SDK call runs in a worker thread of the runtime's own pool (``workers`` threads, so
+fifty teardowns at once do not queue behind the loop's small default pool) through
 :class:`~orchestrator.runtime.sync_engine.SyncEngine`; every docker or requests error is
 translated here with ``raise ... from exc`` into ``RuntimeUnavailable`` (temporary),
 ``RuntimeRejected`` (permanent) or ``ContainerConflict``, and never leaks.
@@ -22,6 +23,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from orchestrator.domain.ids import container_name, validate_camera_id
@@ -57,15 +59,20 @@ class DockerRuntime:
         *,
         timeout_seconds: float = 10.0,
         stop_timeout_seconds: int = 10,
+        workers: int = 32,
     ) -> None:
         self._timeout = timeout_seconds
         self._engine = SyncEngine(
-            base_url, timeout_seconds=timeout_seconds, stop_timeout=stop_timeout_seconds
+            base_url,
+            timeout_seconds=timeout_seconds,
+            stop_timeout=stop_timeout_seconds,
+            pool_size=workers,
         )
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docker")
 
     async def _run(self, op: str, fn: Callable[[], T], secrets: Iterable[str] = ()) -> T:
         try:
-            return await asyncio.to_thread(fn)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
         except SDK_ERRORS as exc:
             raise translate(op, exc, secrets) from exc
 
@@ -112,16 +119,17 @@ class DockerRuntime:
         """Stop and remove the camera's container unless it is newer than ``max_generation``.
 
         True when no container is left (removed now, or already gone); False when refused
-        (a newer generation, or a container that is not ours).
+        (a newer generation, or a container that is not ours). A managed container without a
+        generation label counts as generation 0.
         """
         info = await self.get(camera_id)
         if info is None:
             return True
         fields = {"camera_id": camera_id, "container_id": info.id, "generation": info.generation}
-        if not info.managed or info.generation is None:
+        if not info.managed:
             log.warning("refusing to remove an unmanaged container", extra=fields)
             return False
-        if info.generation > max_generation:
+        if (info.generation or 0) > max_generation:
             log.info(
                 "keeping a newer generation", extra={**fields, "max_generation": max_generation}
             )
@@ -194,3 +202,4 @@ class DockerRuntime:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.close)
+        self._pool.shutdown(wait=False, cancel_futures=True)

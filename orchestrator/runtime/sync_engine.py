@@ -81,8 +81,16 @@ class EventStream:
 class SyncEngine:
     """One lazily connected ``docker.APIClient``; every method blocks (call it in a thread)."""
 
-    def __init__(self, base_url: str | None, *, timeout_seconds: float, stop_timeout: int) -> None:
+    def __init__(
+        self,
+        base_url: str | None,
+        *,
+        timeout_seconds: float,
+        stop_timeout: int,
+        pool_size: int = 32,
+    ) -> None:
         self._base_url = base_url
+        self._pool_size = pool_size
         self._timeout = timeout_seconds
         self._stop_timeout = stop_timeout
         self._api: Any = None
@@ -90,8 +98,14 @@ class SyncEngine:
 
     def _new_api(self) -> Any:
         if self._base_url is None:  # DOCKER_HOST and the TLS variables, like the docker CLI
-            return docker.APIClient(timeout=self._timeout, **docker.utils.kwargs_from_env())
-        return docker.APIClient(base_url=self._base_url, timeout=self._timeout)
+            return docker.APIClient(
+                timeout=self._timeout,
+                max_pool_size=self._pool_size,
+                **docker.utils.kwargs_from_env(),
+            )
+        return docker.APIClient(
+            base_url=self._base_url, timeout=self._timeout, max_pool_size=self._pool_size
+        )
 
     def _client(self) -> Any:
         with self._lock:

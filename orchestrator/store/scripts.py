@@ -33,7 +33,20 @@ from orchestrator.errors import (
 )
 from orchestrator.store.errors import translated
 
-NAMES = ("reserve", "heartbeat", "release", "expire", "recount", "set_limit")
+NAMES = (
+    "reserve",
+    "heartbeat",
+    "release",
+    "expire",
+    "recount",
+    "set_limit",
+    "pusher_claim",
+    "pusher_running",
+    "pusher_failed",
+    "pusher_stop",
+    "pusher_stopped",
+    "pusher_fence",
+)
 LIB = "_lib"
 MAX_BATCH = 256
 
@@ -186,3 +199,13 @@ def check(script: str, reply: Reply, **context: str) -> Reply:
     if factory is None:
         raise ScriptProtocolError(f"{script} answered unknown code {code!r}")
     raise factory(reply, context)
+
+
+def outcome(script: str, reply: Reply, *codes: str) -> tuple[str, Reply]:
+    """For scripts with several normal answers (the pusher state machine): the code and its
+    values when it is ``OK`` or one of ``codes``; otherwise the exception :func:`check` maps."""
+    code = str(reply[0]) if reply else ""
+    if code == "OK" or code in codes:
+        return code, reply[1:]
+    check(script, reply)
+    raise ScriptProtocolError(f"{script} answered {code!r}")  # pragma: no cover - check raised

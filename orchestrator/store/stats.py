@@ -27,6 +27,7 @@ class CameraStat:
     generation: int
     restarts: int
     last_error: str | None
+    retry_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,8 @@ class StatsReader:
                     active_since_ms=_int(meta.get("active_since"), 0) or None,
                     pusher_state=state,
                     generation=_int(meta.get("generation")),
-                    restarts=_int(meta.get("attempts")),
+                    restarts=_int(meta.get("restarts")),
+                    retry_at_ms=_int(meta.get("retry_at"), 0) or None,
                     last_error=meta.get("last_error") or None,
                 )
             )

@@ -1,0 +1,265 @@
+"""Starting and stopping one camera's pusher, single-flight per camera (design §4).
+
+Who acts is decided in Valkey, never here: a start runs only with a generation the claim
+script handed out, a stop only with one the stop script handed out. In this process one
+operation per camera runs at a time (later ones queue behind it), so a claim arriving while
+the same camera is still being torn down waits for the teardown instead of racing it.
+
+- **start**: read the camera, create ``whip-pusher-<id>`` with the claim's generation, then
+  mark it RUNNING (fenced by generation). A name conflict adopts a running container and
+  clears only a stopped container of an older generation. Failures are recorded with a
+  restart time (``pusher_failed``); a claim that went stale leaves the container to its owner
+  or, when the camera stopped meanwhile, removes what this start created.
+- **stop**: remove the container unless a newer generation holds the name, then report it
+  (``pusher_stopped``), which claims the next start at once if viewers came back.
+- **tick**: every few hundred ms, move due cameras on: drain grace over → stop; restart time
+  reached, claim abandoned → claim and start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from orchestrator.domain.models import Admission
+from orchestrator.errors import (
+    CameraDisabled,
+    CameraNotFound,
+    ContainerConflict,
+    OrchestratorError,
+    RuntimeRejected,
+    RuntimeUnavailable,
+    StoreUnavailable,
+)
+from orchestrator.pusher.specs import SpecFactory
+from orchestrator.pusher.store import PusherStore, PusherView
+from orchestrator.runtime import DockerRuntime
+from orchestrator.runtime.spec import ContainerInfo, PusherSpec
+from orchestrator.store.cameras import CameraRegistry
+
+log = logging.getLogger(__name__)
+
+ENGINE_RETRIES = 3
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free reason for stats (the runtime already redacted its messages)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _retrying() -> AsyncRetrying:
+    """Short in-operation retries for an engine blip; the restart backoff handles the rest."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(ENGINE_RETRIES),
+        wait=wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2),
+        retry=retry_if_exception_type(RuntimeUnavailable),
+        reraise=True,
+    )
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        pushers: PusherStore,
+        runtime: DockerRuntime,
+        registry: CameraRegistry,
+        specs: SpecFactory,
+    ) -> None:
+        self.pushers = pushers
+        self.runtime = runtime
+        self.registry = registry
+        self.specs = specs
+        self._ops: dict[str, asyncio.Task[None]] = {}
+        self.start_seconds: list[float] = []  # claim-to-running durations of this process
+
+    # --- scheduling -------------------------------------------------------------------
+
+    def busy(self, camera_id: str) -> bool:
+        return camera_id in self._ops
+
+    def spawn(self, camera_id: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` after any operation already running for this camera here."""
+        previous = self._ops.get(camera_id)
+
+        async def chained() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - logged; the tick and reconcile retry
+                log.warning(
+                    "pusher operation failed",
+                    extra={"camera_id": camera_id, "error": describe(exc)},
+                )
+
+        task = asyncio.create_task(chained(), name=f"pusher:{camera_id}")
+        self._ops[camera_id] = task
+        task.add_done_callback(lambda done: self._forget(camera_id, done))
+
+    def _forget(self, camera_id: str, task: asyncio.Task[None]) -> None:
+        if self._ops.get(camera_id) is task:
+            del self._ops[camera_id]
+
+    def on_claim(self, admission: Admission) -> None:
+        """The reserve script claimed the start: run it behind the response, never awaited."""
+        started = time.perf_counter()
+        self.spawn(
+            admission.camera_id, self.start(admission.camera_id, admission.generation, started)
+        )
+
+    async def close(self, timeout_seconds: float = 15.0) -> None:
+        """Let running operations finish (bounded), then cancel what is left."""
+        tasks = list(self._ops.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    # --- operations -------------------------------------------------------------------
+
+    async def start(self, camera_id: str, generation: int, started: float | None = None) -> None:
+        started = time.perf_counter() if started is None else started
+        fields = {"camera_id": camera_id, "generation": generation}
+        try:
+            spec = await self._spec(camera_id, generation)
+            info = await self._create(spec)
+        except StoreUnavailable:
+            raise  # cannot record anything: the claim expires and is taken over
+        except OrchestratorError as exc:
+            retry_at = await self.pushers.mark_failed(camera_id, generation, describe(exc))
+            log.warning(
+                "pusher start failed",
+                extra={**fields, "error": describe(exc), "retry_at_ms": retry_at},
+            )
+            return
+        if await self.pushers.mark_running(camera_id, generation, info.id):
+            self.start_seconds.append(time.perf_counter() - started)
+            log.info("pusher running", extra={**fields, "container_id": info.id})
+            return
+        view = await self.pushers.view(camera_id)
+        log.info(
+            "pusher claim went stale",
+            extra={**fields, "state": view.state, "current_generation": view.generation},
+        )
+        if view.generation == generation and view.state in ("STOPPING", "IDLE"):
+            await self.runtime.remove(camera_id, max_generation=generation)
+
+    async def _spec(self, camera_id: str, generation: int) -> PusherSpec:
+        camera = await self.registry.get(camera_id)
+        if camera is None:
+            raise CameraNotFound(f"camera {camera_id} is not in the registry")
+        if not camera.enabled:
+            raise CameraDisabled(f"camera {camera_id} is disabled")
+        return self.specs.build(camera, generation, self.specs.whip_target(camera_id))
+
+    async def _create(self, spec: PusherSpec) -> ContainerInfo:
+        async for attempt in _retrying():
+            with attempt:
+                return await self._create_once(spec)
+        raise RuntimeUnavailable("unreachable")  # pragma: no cover - reraise=True
+
+    async def _create_once(self, spec: PusherSpec) -> ContainerInfo:
+        for _ in range(2):
+            try:
+                return await self.runtime.create_and_start(spec)
+            except ContainerConflict as conflict:
+                existing = conflict.existing
+                if existing is None or not existing.managed:
+                    raise RuntimeRejected(
+                        f"{spec.name} is held by a container we do not manage"
+                    ) from conflict
+                if existing.running:
+                    log.info(
+                        "adopting the running pusher",
+                        extra={
+                            "camera_id": spec.camera_id,
+                            "container_id": existing.id,
+                            "generation": spec.generation,
+                        },
+                    )
+                    return existing
+                if (existing.generation or 0) > spec.generation:
+                    raise RuntimeRejected(
+                        f"{spec.name} belongs to a newer generation"
+                    ) from conflict
+                # A stopped container of this or an older generation holds the name: clear it
+                # (fenced by generation) and create ours.
+                await self.runtime.remove(spec.camera_id, max_generation=spec.generation)
+        raise RuntimeUnavailable(f"{spec.name} stayed taken")
+
+    async def stop(self, camera_id: str, generation: int) -> None:
+        async for attempt in _retrying():
+            with attempt:
+                removed = await self.runtime.remove(camera_id, max_generation=generation)
+        if not removed:
+            log.warning(
+                "pusher name held by a newer or foreign container; not removed",
+                extra={"camera_id": camera_id, "generation": generation},
+            )
+        next_generation = await self.pushers.stopped(camera_id, generation)
+        log.info("pusher stopped", extra={"camera_id": camera_id, "generation": generation})
+        if next_generation is not None:
+            await self.start(camera_id, next_generation)
+
+    async def claim_and_start(self, camera_id: str) -> None:
+        generation = await self.pushers.claim(camera_id)
+        if generation is not None:
+            await self.start(camera_id, generation)
+
+    async def stop_if_due(self, camera_id: str) -> None:
+        generation = await self.pushers.begin_stop(camera_id)
+        if generation is not None:
+            await self.stop(camera_id, generation)
+
+    # --- the periodic pass ------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Hand due cameras to an operation; the scripts re-check every condition."""
+        snapshot = await self.pushers.snapshot()
+        scheduled = 0
+        for camera_id, view in snapshot.views.items():
+            if self.busy(camera_id):
+                continue
+            live = snapshot.watched.get(camera_id, 0)
+            if due_for_stop(view, live, snapshot.now_ms):
+                self.spawn(camera_id, self.stop_if_due(camera_id))
+                scheduled += 1
+            elif due_for_start(view, live, snapshot.now_ms):
+                self.spawn(camera_id, self.claim_and_start(camera_id))
+                scheduled += 1
+        return scheduled
+
+
+def due_for_stop(view: PusherView, live: int, now_ms: int) -> bool:
+    if live > 0:
+        return False
+    if view.state == "DRAINING":
+        return (view.drain_deadline_ms or 0) <= now_ms
+    return view.state == "STOPPING" and (view.claim_deadline_ms or 0) <= now_ms
+
+
+def due_for_start(view: PusherView, live: int, now_ms: int) -> bool:
+    if live == 0:
+        return False
+    if view.state == "IDLE":
+        return True
+    if view.state == "FAILED":
+        return (view.retry_at_ms or 0) <= now_ms
+    if view.state in ("STARTING", "STOPPING"):
+        return (view.claim_deadline_ms or 0) <= now_ms
+    return False

@@ -1,0 +1,190 @@
+"""Typed calls of the pusher scripts (``lua/pusher_*.lua``) and a reader of camera states.
+
+Every transition of design §4 is one script: a claim (the fencing generation), running,
+failed (with the restart schedule), stop, stopped, and the fence before an orphan removal.
+The scripts decide; this module only builds keys and names the answers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from orchestrator.domain.models import Lease
+from orchestrator.pusher.backoff import RestartPolicy
+from orchestrator.store import keys
+from orchestrator.store.errors import translated
+from orchestrator.store.scripts import Scripts, outcome
+
+MAX_ERROR_TEXT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class PusherView:
+    """One camera's pusher metadata as stored (``stream:metadata:<camera_id>``)."""
+
+    camera_id: str
+    state: str
+    generation: int
+    container_id: str | None
+    claim_deadline_ms: int | None
+    drain_deadline_ms: int | None
+    retry_at_ms: int | None
+    attempts: int
+    restarts: int
+    last_error: str | None
+    resume: str | None
+
+    @classmethod
+    def parse(cls, camera_id: str, meta: dict[str, str]) -> PusherView:
+        def num(name: str) -> int | None:
+            value = meta.get(name)
+            return int(value) if value not in (None, "") else None
+
+        return cls(
+            camera_id=camera_id,
+            state=meta.get("state", "IDLE"),
+            generation=num("generation") or 0,
+            container_id=meta.get("container_id") or None,
+            claim_deadline_ms=num("claim_deadline"),
+            drain_deadline_ms=num("drain_deadline"),
+            retry_at_ms=num("retry_at"),
+            attempts=num("attempts") or 0,
+            restarts=num("restarts") or 0,
+            last_error=meta.get("last_error") or None,
+            resume=meta.get("resume") or None,
+        )
+
+    @property
+    def phase(self) -> str:
+        """The state that counts for the container: DRAINING keeps its resume state's."""
+        return (self.resume or "STARTING") if self.state == "DRAINING" else self.state
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every active camera's metadata and the cameras that have live leases, read at once."""
+
+    views: dict[str, PusherView]
+    watched: dict[str, int]  # camera id -> live lease count
+    now_ms: int
+
+
+class PusherStore:
+    def __init__(
+        self,
+        client: Redis,
+        scripts: Scripts,
+        *,
+        owner: str,
+        claim_ms: int,
+        restart: RestartPolicy,
+        clock_offset_ms: int = 0,
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self.owner = owner
+        self.claim_ms = claim_ms
+        self.restart = restart
+        self.clock_offset_ms = clock_offset_ms
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    async def claim(self, camera_id: str) -> int | None:
+        """The new generation when this process now owns the start, else None."""
+        keys_ = [keys.metadata(camera_id), keys.camera_leases(camera_id), keys.ACTIVE_CAMERAS]
+        args = [self.clock_offset_ms, self.owner, self.claim_ms, camera_id]
+        code, values = outcome(
+            "pusher_claim",
+            await self._scripts.run("pusher_claim", keys_, args),
+            "NOT_DUE",
+            "NO_VIEWERS",
+        )
+        return int(values[0]) if code == "OK" else None
+
+    async def mark_running(self, camera_id: str, generation: int, container_id: str) -> bool:
+        """False when the claim went stale (taken over, or the camera stopped meanwhile)."""
+        reply = await self._scripts.run(
+            "pusher_running",
+            [keys.metadata(camera_id)],
+            [self.clock_offset_ms, generation, container_id],
+        )
+        code, _ = outcome("pusher_running", reply, "STALE")
+        return code == "OK"
+
+    async def mark_failed(
+        self, camera_id: str, generation: int, error: str, *, container_id: str = ""
+    ) -> int | None:
+        """Record a failure and schedule the restart; the retry time (ms), or None if stale."""
+        args: list[object] = [
+            self.clock_offset_ms,
+            max(generation, 1),
+            container_id,
+            error[:MAX_ERROR_TEXT],
+            round(self.restart.stable_seconds * 1000),
+            *self.restart.delays_ms(),
+        ]
+        reply = await self._scripts.run("pusher_failed", [keys.metadata(camera_id)], args)
+        code, values = outcome("pusher_failed", reply, "STALE")
+        return int(values[1]) if code == "OK" else None
+
+    async def begin_stop(self, camera_id: str) -> int | None:
+        """The generation to tear down when this process now owns the stop, else None."""
+        reply = await self._scripts.run(
+            "pusher_stop",
+            [keys.metadata(camera_id), keys.camera_leases(camera_id)],
+            [self.clock_offset_ms, self.owner, self.claim_ms],
+        )
+        code, values = outcome("pusher_stop", reply, "NOT_DUE", "RESUMED")
+        return int(values[0]) if code == "OK" else None
+
+    async def stopped(self, camera_id: str, generation: int) -> int | None:
+        """After the removal: the next generation when viewers came back (ours to start)."""
+        keys_ = [keys.metadata(camera_id), keys.camera_leases(camera_id), keys.ACTIVE_CAMERAS]
+        args = [self.clock_offset_ms, generation, self.owner, self.claim_ms, camera_id]
+        reply = await self._scripts.run("pusher_stopped", keys_, args)
+        code, values = outcome("pusher_stopped", reply, "IDLE", "CLAIMED", "STALE")
+        return int(values[0]) if code == "CLAIMED" else None
+
+    async def fence(self, camera_id: str, label_generation: int) -> int | None:
+        """The generation an orphan removal may touch, or None when the camera is in use."""
+        reply = await self._scripts.run(
+            "pusher_fence",
+            [keys.metadata(camera_id), keys.camera_leases(camera_id)],
+            [self.clock_offset_ms, max(label_generation, 0)],
+        )
+        code, values = outcome("pusher_fence", reply, "BUSY")
+        return int(values[0]) if code == "OK" else None
+
+    async def view(self, camera_id: str) -> PusherView:
+        async with translated():
+            meta = await self._client.hgetall(keys.metadata(camera_id))
+        return PusherView.parse(camera_id, {str(k): str(v) for k, v in meta.items()})
+
+    async def snapshot(self, *, all_watched: bool = False) -> Snapshot:
+        """Active cameras' metadata and live lease counts, on the server's clock.
+
+        ``all_watched`` also finds cameras that have live leases but are not in the active
+        set (a pusher that should run and is not known to): the reconcile pass asks for it.
+        """
+        async with translated():
+            seconds, micros = await self._client.time()
+            now = seconds * 1000 + micros // 1000 + self.clock_offset_ms
+            cameras = {str(c) for c in await self._client.smembers(keys.ACTIVE_CAMERAS)}
+            if all_watched:
+                members = await self._client.zrange(
+                    keys.ALL_LEASES, f"({now}", "+inf", byscore=True
+                )
+                cameras |= {Lease.parse(str(m)).camera_id for m in members}
+            ordered = sorted(cameras)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for camera_id in ordered:
+                    pipe.hgetall(keys.metadata(camera_id))
+                    pipe.zcount(keys.camera_leases(camera_id), f"({now}", "+inf")
+                rows = await pipe.execute()
+        views = {c: PusherView.parse(c, rows[2 * i]) for i, c in enumerate(ordered)}
+        watched = {c: int(rows[2 * i + 1]) for i, c in enumerate(ordered) if rows[2 * i + 1]}
+        return Snapshot(views=views, watched=watched, now_ms=now)
