@@ -23,7 +23,7 @@ class RestartPolicy:
     def delays_ms(self) -> list[int]:
         """Delay before restart attempt 1, 2, ... ``TABLE_SIZE`` (the last one repeats)."""
         wait = wait_exponential_jitter(
-            initial=self.initial_seconds, max=self.max_seconds, jitter=self.jitter_seconds
+            multiplier=self.initial_seconds, max=self.max_seconds, jitter=self.jitter_seconds
         )
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         delays = []

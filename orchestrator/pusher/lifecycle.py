@@ -61,7 +61,7 @@ def _retrying() -> AsyncRetrying:
     """Short in-operation retries for an engine blip; the restart backoff handles the rest."""
     return AsyncRetrying(
         stop=stop_after_attempt(ENGINE_RETRIES),
-        wait=wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2),
+        wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
         retry=retry_if_exception_type(RuntimeUnavailable),
         reraise=True,
     )

@@ -61,9 +61,9 @@ def plan(
             corrections.append(
                 Correction("missing", camera_id, view.container_id, view.generation, reason)
             )
-        elif not container.running:
-            reason = f"container {container.status}, exit code {container.exit_code}"
-            corrections.append(Correction("dead", camera_id, container.id, view.generation, reason))
+        elif not found.running:
+            reason = f"container {found.status}, exit code {found.exit_code}"
+            corrections.append(Correction("dead", camera_id, found.id, view.generation, reason))
     for camera_id, live in sorted(snapshot.watched.items()):
         view = snapshot.views.get(camera_id)
         if live > 0 and (view is None or view.state == "IDLE"):

@@ -1,10 +1,16 @@
-"""API fixtures: the real app (lifespan and all) over httpx, against the real Valkey."""
+"""Integration fixtures: the real app over httpx against the real Valkey, and the real
+Docker engine with locally built images (failing, never skipping, when it does not answer)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import gc
+import os
+import warnings
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import docker
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -15,6 +21,7 @@ from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.config import Settings
 from orchestrator.domain.models import Camera
 from orchestrator.wiring import Services
+from tests.images import build_placeholder_pusher_image, build_valkey_image, sweep
 
 LIVEKIT_KEY = "test-api-key"
 LIVEKIT_SECRET = "test-secret-that-is-at-least-32-bytes-long"
@@ -83,3 +90,37 @@ async def api(valkey_url: str, client: object) -> AsyncIterator[Api]:
     """The app on a freshly flushed Valkey (``client`` flushes it)."""
     async for value in open_api(make_settings(valkey_url)):
         yield value
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Iterator[Any]:
+    """The engine for the whole session; fails (never skips) when it does not answer."""
+    client: Any = None
+    reason = ""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reason = f"Docker engine at {host} is not reachable ({exc})"
+    if reason:
+        if client is not None:
+            client.close()
+        with warnings.catch_warnings():  # the SDK leaves its failed socket to the collector
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+        pytest.fail(f"{reason}; start one with `bash scripts/ensure-docker.sh`", pytrace=False)
+    sweep(client)  # leftovers of an interrupted run
+    yield client
+    sweep(client)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def pusher_image(docker_api: Any) -> str:
+    return build_placeholder_pusher_image(docker_api)
+
+
+@pytest.fixture(scope="session")
+def valkey_image(docker_api: Any) -> str:
+    return build_valkey_image(docker_api)

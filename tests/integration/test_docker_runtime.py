@@ -11,11 +11,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -37,8 +35,6 @@ from orchestrator.runtime import (
 )
 from tests.images import (
     TEST_LABELS,
-    build_placeholder_pusher_image,
-    build_valkey_image,
     create_test_network,
     sweep,
 )
@@ -48,40 +44,6 @@ pytestmark = pytest.mark.docker
 RTSP_SECRET = "rtsp://admin:Sup3rSecretPw@10.1.2.3:554/stream1"
 TOKEN_SECRET = "whip-bearer-7f3a9c0d2e1b"
 SECRETS = (RTSP_SECRET, TOKEN_SECRET, "Sup3rSecretPw")
-
-
-@pytest.fixture(scope="session")
-def docker_api() -> Iterator[Any]:
-    """The engine for the whole session; fails (never skips) when it does not answer."""
-    client: Any = None
-    reason = ""
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except Exception as exc:
-        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        reason = f"Docker engine at {host} is not reachable ({exc})"
-    if reason:
-        if client is not None:
-            client.close()
-        with warnings.catch_warnings():  # the SDK leaves its failed socket to the collector
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
-        pytest.fail(f"{reason}; start one with `bash scripts/ensure-docker.sh`", pytrace=False)
-    sweep(client)  # leftovers of an interrupted run
-    yield client
-    sweep(client)
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def pusher_image(docker_api: Any) -> str:
-    return build_placeholder_pusher_image(docker_api)
-
-
-@pytest.fixture(scope="session")
-def valkey_image(docker_api: Any) -> str:
-    return build_valkey_image(docker_api)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,439 @@
+"""Time from first-viewer reserve to pusher container running, against `docker run -d`.
+
+    python -m tests.benchmarks.pusher_start [--cameras 20]
+
+Starts an embedded Valkey and the real service (``cctv-orchestrator serve``) as a separate
+process, with the locally built placeholder pusher image (``tests/images.py``, never pulled)
+and ``CCTV_PUSHER_NETWORK=none``: no container gets a network. "Running" is the Docker
+engine's ``start`` event for the container, read from the engine's event stream in a thread;
+each latency is the event's engine timestamp (``timeNano``, wall clock) minus the wall-clock
+time just before the request was sent.
+
+Cameras go one at a time, so each figure is uncontended. Interleaved with them, in the same
+run and on the same image, come the baselines: ``docker run -d --network none`` (the CLI, one
+process per container), a plain create+start through the docker SDK, and a create+start through
+the SDK with the orchestrator's own host config (``--init``, memory and CPU limits, log
+options). One warm-up of each goes first and is not counted. Then the same count again, all at
+once. Cleanup releases every reservation, waits for the orchestrator to remove its containers,
+removes the baseline containers, stops the service and sweeps the test containers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import docker
+import docker.errors
+import uvloop
+from docker.types import LogConfig
+
+from orchestrator.domain.models import Camera
+from orchestrator.runtime.spec import MANAGED_FILTER
+from orchestrator.store.cameras import CameraRegistry
+from orchestrator.store.client import connect
+from orchestrator.store.embedded import EmbeddedValkey
+from tests.benchmarks.stats import percentile
+from tests.images import TEST_LABEL, TEST_LABELS, build_placeholder_pusher_image, sweep
+from tests.live_server import free_port
+
+KEY = "bench-admin-key-0123456789abcdef0123456789"
+LIMITS = {"BENCH": 1_000_000, "TOTAL": 1_000_000}
+TARGET_RATIO = 1.3
+EVENT_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Started:
+    """One engine ``start`` event: its engine timestamp and when it reached us (wall clock)."""
+
+    engine: float
+    arrived: float
+
+
+class StartEvents:
+    """The engine's container ``start`` events, by container name, read in a thread.
+
+    Subscribes to every container ``start`` (not only managed ones: the baseline containers
+    carry the test label, not ours); names are unique to this run, so matching by name is exact.
+    The subscription is in place when the constructor returns.
+    """
+
+    def __init__(self, api: Any) -> None:
+        self._stream = api.events(decode=True, filters={"type": "container", "event": "start"})
+        self._seen: dict[str, Started] = {}
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name="bench-events", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the stream closes under us at the end
+            for event in self._stream:
+                arrived = time.time()
+                attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                started = Started(int(event.get("timeNano") or 0) / 1e9, arrived)
+                with self._cond:
+                    self._seen[str(attributes.get("name", ""))] = started
+                    self._cond.notify_all()
+
+    def wait(self, name: str, timeout: float = EVENT_TIMEOUT_SECONDS) -> Started:
+        with self._cond:
+            if not self._cond.wait_for(lambda: name in self._seen, timeout):
+                raise TimeoutError(f"no start event for {name} within {timeout} s")
+            return self._seen[name]
+
+    async def started(self, name: str) -> Started:
+        return await asyncio.to_thread(self.wait, name)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stream.close()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Series:
+    """Latencies in seconds, by figure name, in the order they are printed."""
+
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.samples.setdefault(name, []).append(seconds)
+
+    def get(self, name: str) -> list[float]:
+        return self.samples.get(name, [])
+
+
+def line(name: str, samples_s: list[float]) -> str:
+    ms = [s * 1000 for s in samples_s]
+    if not ms:
+        return f"{name:<48} n=0"
+    return (
+        f"{name:<48} n={len(ms):<3} p50={percentile(ms, 50):7.1f} ms  "
+        f"p95={percentile(ms, 95):7.1f} ms  max={max(ms):7.1f} ms  "
+        f"mean={statistics.fmean(ms):7.1f} ms"
+    )
+
+
+def ratio_line(name: str, ours: list[float], theirs: list[float]) -> str:
+    p50 = percentile(ours, 50) / percentile(theirs, 50)
+    p95 = percentile(ours, 95) / percentile(theirs, 95)
+    verdict = "met" if max(p50, p95) <= TARGET_RATIO else "MISSED"
+    return (
+        f"{name:<48} p50/p50={p50:5.2f}  p95/p95={p95:5.2f}  (target <= {TARGET_RATIO}: {verdict})"
+    )
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+def start_service(valkey_url: str, tmp: Path, port: int, image: str) -> subprocess.Popen[bytes]:
+    keys = tmp / "keys.json"
+    keys.write_text(json.dumps([{"name": "bench", "role": "admin", "key": KEY}]))
+    env = {
+        **os.environ,
+        "VALKEY_URL": valkey_url,
+        "CCTV_API_KEYS_FILE": str(keys),
+        "CCTV_PORT": str(port),
+        "CCTV_SOURCE_LIMITS": json.dumps(LIMITS),
+        "LIVEKIT_API_SECRET": "bench-secret-that-is-at-least-32-bytes",
+        "CCTV_DATA_DIR": str(tmp / "data"),
+        "CCTV_PUSHERS_ENABLED": "true",
+        "CCTV_PUSHER_IMAGE": image,
+        "CCTV_PUSHER_NETWORK": "none",
+        "CCTV_DRAIN_GRACE_SECONDS": "0.5",
+        "CCTV_PUSHER_STOP_TIMEOUT_SECONDS": "2",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env
+    )
+
+
+async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(400):
+        try:
+            async with session.get(f"{url}/ready") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError("service did not become ready")
+
+
+async def add_cameras(valkey_url: str, ids: list[str]) -> None:
+    client = connect(valkey_url, timeout_seconds=10.0)
+    registry = CameraRegistry(client)
+    await asyncio.gather(*(registry.put(Camera(c, c, f"rtsp://127.0.0.1/{c}")) for c in ids))
+    await client.aclose()
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session = session
+        self.url = url
+        self.auth = {"Authorization": f"Bearer {KEY}"}
+
+    async def reserve(self, camera_id: str) -> str:
+        body = {"camera_id": camera_id, "user_id": "bench", "source": "BENCH"}
+        async with self.session.post(
+            f"{self.url}/api/v1/stream/reserve", json=body, headers=self.auth
+        ) as response:
+            data = await response.json()
+            assert response.status == 201, data
+            assert data["pusher_state"] == "STARTING", data  # the first viewer claims the start
+            return str(data["reservation_id"])
+
+    async def release(self, rid: str) -> None:
+        async with self.session.delete(
+            f"{self.url}/api/v1/stream/release/{rid}", headers=self.auth
+        ) as response:
+            assert response.status == 200, await response.text()
+
+    async def pusher_state(self, camera_id: str) -> str | None:
+        async with self.session.get(f"{self.url}/api/v1/stream/stats") as response:
+            data = await response.json()
+        for camera in data["camera_stats"]:
+            if camera["camera_id"] == camera_id:
+                return str(camera["pusher_state"])
+        return None
+
+    async def wait_running(self, camera_id: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (state := await self.pusher_state(camera_id)) != "RUNNING":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{camera_id} is {state}, not RUNNING")
+            await asyncio.sleep(0.005)
+
+
+# --- one start of each kind -----------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, api: Api, docker_api: Any, events: StartEvents, image: str) -> None:
+        self.api = api
+        self.docker = docker_api
+        self.events = events
+        self.image = image
+        self.reservations: list[str] = []
+
+    async def orchestrator(self, camera_id: str, out: Series, *, poll_state: bool) -> None:
+        t0 = time.time()
+        rid = await self.api.reserve(camera_id)
+        answered = time.time()
+        self.reservations.append(rid)
+        started = await self.events.started(f"whip-pusher-{camera_id}")
+        out.add("orchestrator: reserve -> start event", started.engine - t0)
+        out.add("  reserve answered (201)", answered - t0)
+        out.add("  start event reached a client", started.arrived - t0)
+        if poll_state:
+            await self.api.wait_running(camera_id)
+            out.add("  pusher_state RUNNING seen in stats (5 ms poll)", time.time() - t0)
+
+    async def cli(self, name: str, out: Series) -> None:
+        command = ["docker", "run", "-d", "--network", "none", "--label", f"{TEST_LABEL}=1"]
+        t0 = time.time()
+        process = await asyncio.create_subprocess_exec(
+            *command, "--name", name, self.image, stdout=subprocess.PIPE
+        )
+        await process.communicate()
+        returned = time.time()
+        assert process.returncode == 0, name
+        started = await self.events.started(name)
+        out.add("docker run -d: spawn -> start event", started.engine - t0)
+        out.add("  docker run -d returned", returned - t0)
+
+    def _sdk_create_start(self, name: str, same_as_orchestrator: bool) -> None:
+        if same_as_orchestrator:  # what SyncEngine.create_and_start sends (default settings)
+            host_config = self.docker.create_host_config(
+                restart_policy={"Name": "no"},
+                log_config=LogConfig(
+                    type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"}
+                ),
+                mem_limit="256m",
+                nano_cpus=1_000_000_000,
+                network_mode="none",
+                init=True,
+            )
+            env = {"CAMERA_ID": name, "RTSP_URL": "rtsp://127.0.0.1/x", "WHIP_URL": ""}
+        else:
+            host_config = self.docker.create_host_config(network_mode="none")
+            env = {}
+        created = self.docker.create_container(
+            image=self.image,
+            name=name,
+            environment=env,
+            labels=TEST_LABELS,
+            host_config=host_config,
+            stop_timeout=10 if same_as_orchestrator else None,
+            detach=True,
+        )
+        self.docker.start(created["Id"])
+
+    async def sdk(self, name: str, out: Series, *, same_as_orchestrator: bool) -> None:
+        t0 = time.time()
+        await asyncio.to_thread(self._sdk_create_start, name, same_as_orchestrator)
+        started = await self.events.started(name)
+        figure = "orchestrator's host config" if same_as_orchestrator else "plain"
+        out.add(f"SDK create+start ({figure}) -> start event", started.engine - t0)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+async def sequential(bench: Bench, run: str, cameras: int) -> Series:
+    warm = Series()
+    await bench.orchestrator(f"ps-{run}-warm", warm, poll_state=True)
+    await bench.cli(f"bench-plain-{run}-warm", warm)
+    await bench.sdk(f"bench-sdk-{run}-warm", warm, same_as_orchestrator=False)
+    await bench.sdk(f"bench-spec-{run}-warm", warm, same_as_orchestrator=True)
+    print("warm-up (not counted):")
+    for name, samples in warm.samples.items():
+        print(f"  {name:<46} {samples[0] * 1000:7.1f} ms")
+    out = Series()
+    for i in range(cameras):  # interleaved, so drift in machine load hits all kinds alike
+        await bench.orchestrator(f"ps-{run}-{i}", out, poll_state=True)
+        await bench.cli(f"bench-plain-{run}-{i}", out)
+        await bench.sdk(f"bench-sdk-{run}-{i}", out, same_as_orchestrator=False)
+        await bench.sdk(f"bench-spec-{run}-{i}", out, same_as_orchestrator=True)
+    return out
+
+
+async def burst(bench: Bench, run: str, cameras: int) -> tuple[Series, dict[str, float]]:
+    out = Series()
+    spans: dict[str, float] = {}
+
+    async def timed(name: str, jobs: list[Awaitable[None]]) -> None:
+        t0 = time.time()
+        await asyncio.gather(*jobs)
+        spans[name] = time.time() - t0
+
+    await timed(
+        "orchestrator: reserve -> start event",
+        [bench.orchestrator(f"pb-{run}-{i}", out, poll_state=False) for i in range(cameras)],
+    )
+    await timed(
+        "docker run -d: spawn -> start event",
+        [bench.cli(f"bench-burst-{run}-{i}", out) for i in range(cameras)],
+    )
+    return out, spans
+
+
+async def wait_removed(docker_api: Any, prefix: str, timeout: float = 60.0) -> int:
+    """Wait until no managed container named ``prefix*`` is left; returns what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = await asyncio.to_thread(
+            docker_api.containers, all=True, filters={"label": [MANAGED_FILTER], "name": prefix}
+        )
+        if not left or time.monotonic() > deadline:
+            return len(left)
+        await asyncio.sleep(0.2)
+
+
+def remove_baselines(docker_api: Any, run_id: str) -> None:
+    """Force-remove this run's baseline containers (by name)."""
+    for row in docker_api.containers(all=True, filters={"name": f"bench-[a-z]+-{run_id}-"}):
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_api.remove_container(row["Id"], force=True, v=True)
+
+
+async def run(valkey_url: str, tmp: Path, cameras: int, with_burst: bool) -> None:
+    client = docker.from_env(timeout=60)
+    docker_api = client.api
+    image = build_placeholder_pusher_image(client)
+    version = docker_api.version()
+    run_id = secrets.token_hex(3)
+    await add_cameras(
+        valkey_url,
+        [f"ps-{run_id}-warm", *(f"ps-{run_id}-{i}" for i in range(cameras))]
+        + [f"pb-{run_id}-{i}" for i in range(cameras if with_burst else 0)],
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = start_service(valkey_url, tmp, port, image)
+    events = StartEvents(docker_api)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_ready(session, url)
+            api = Api(session, url)
+            bench = Bench(api, docker_api, events, image)
+            print(
+                f"pusher start: {cameras} cameras, image {image}, Docker {version['Version']} "
+                f"({client.info()['Driver']}), {os.cpu_count()} CPUs, network none"
+            )
+            try:
+                series = await sequential(bench, run_id, cameras)
+                print(f"\none at a time ({cameras} of each, interleaved):")
+                for name, samples in series.samples.items():
+                    print(line(name, samples))
+                ours = series.get("orchestrator: reserve -> start event")
+                print(
+                    ratio_line(
+                        "ratio orchestrator / docker run -d",
+                        ours,
+                        series.get("docker run -d: spawn -> start event"),
+                    )
+                )
+                print(
+                    ratio_line(
+                        "ratio orchestrator / SDK, same host config",
+                        ours,
+                        series.get("SDK create+start (orchestrator's host config) -> start event"),
+                    )
+                )
+                if with_burst:
+                    burst_series, spans = await burst(bench, run_id, cameras)
+                    print(f"\nall {cameras} at once:")
+                    for name in spans:
+                        print(line(name, burst_series.get(name)))
+                        print(
+                            f"  {'all ' + str(cameras) + ' started after':<46} "
+                            f"{spans[name] * 1000:7.1f} ms"
+                        )
+            finally:
+                await asyncio.gather(*(api.release(rid) for rid in bench.reservations))
+                left = await wait_removed(docker_api, f"whip-pusher-p[sb]-{run_id}-")
+                print(
+                    f"\nreleased {len(bench.reservations)} reservations; "
+                    f"orchestrator containers left after drain: {left}"
+                )
+    finally:
+        events.close()
+        await asyncio.to_thread(remove_baselines, docker_api, run_id)
+        service.terminate()
+        service.wait(15)
+        sweep(client)
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        epilog="\n".join((__doc__ or "").splitlines()[4:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--cameras", type=int, default=20, help="cameras (and baselines) to time")
+    parser.add_argument("--no-burst", action="store_true", help="skip the all-at-once figures")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
+        uvloop.run(run(server.url, Path(tmp), args.cameras, not args.no_burst))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+"""The pusher lifecycle on the real Docker engine, with real ``serve`` processes sharing one
+real Valkey (issue 4). Containers run the locally built placeholder pusher with no network.
+
+Every container here comes from a test image labelled ``cctv.orchestrator.test=1`` (labels of
+the image carry over to its containers) and is swept by label after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from orchestrator.runtime import CAMERA_LABEL, GENERATION_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from orchestrator.store.cameras import CameraRegistry
+from tests.conftest import add_cameras
+from tests.docker_proxy import DelayingDockerProxy
+from tests.images import sweep
+from tests.service_process import ADMIN_KEY, ServiceProcess
+
+pytestmark = pytest.mark.docker
+
+GRACE_S = 3.0
+CLAIM_S = 4.0
+HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture(autouse=True)
+def _sweep_after(docker_api: Any) -> Iterator[None]:
+    yield
+    sweep(docker_api)
+
+
+@pytest.fixture
+def service_env(pusher_image: str) -> dict[str, str]:
+    return {
+        "CCTV_PUSHER_IMAGE": pusher_image,
+        "CCTV_PUSHER_NETWORK": "none",
+        "CCTV_DRAIN_GRACE_SECONDS": str(GRACE_S),
+        "CCTV_CLAIM_SECONDS": str(CLAIM_S),
+        "CCTV_PUSHER_TICK_SECONDS": "0.1",
+        "CCTV_RECONCILE_INTERVAL_SECONDS": "1",
+        "CCTV_RESTART_INITIAL_SECONDS": "1",
+        "CCTV_RESTART_MAX_SECONDS": "5",
+        "CCTV_SWEEP_INTERVAL_SECONDS": "0.5",
+        "CCTV_SOURCE_LIMITS": json.dumps({"METRO": 5000, "TOTAL": 5000}),
+        "CCTV_WHIP_URL": "http://127.0.0.1:9/whip",
+        "CCTV_WHIP_TOKEN": "whip-bearer-never-logged-7f3a9c",
+    }
+
+
+@contextlib.contextmanager
+def services(
+    count: int, tmp: Path, valkey_url: str, env: dict[str, str], **extra: dict[str, str]
+) -> Iterator[list[ServiceProcess]]:
+    started: list[ServiceProcess] = []
+    try:
+        for i in range(count):
+            name = f"orch-{i}"
+            started.append(
+                ServiceProcess(name, tmp, valkey_url, **env, **extra.get(name, {})).start()
+            )
+        yield started
+    except BaseException:
+        for service in started:
+            print(f"--- {service.name} log ---\n{service.log_tail()}")
+        raise
+    finally:
+        for service in started:
+            service.stop()
+
+
+@pytest.fixture
+async def cameras(client: Redis) -> CameraRegistry:
+    return CameraRegistry(client)
+
+
+def containers_of(api: Any, camera_id: str) -> list[dict[str, Any]]:
+    """Low-level listing (one request, no per-container inspect that could race a removal)."""
+    label = f"{CAMERA_LABEL}={camera_id}"
+    return list(api.api.containers(all=True, filters={"label": label}))
+
+
+def running_of(api: Any, camera_id: str) -> list[dict[str, Any]]:
+    return [c for c in containers_of(api, camera_id) if c["State"] == "running"]
+
+
+def managed(api: Any) -> list[dict[str, Any]]:
+    label = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    return list(api.api.containers(all=True, filters={"label": label}))
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05
+) -> float:
+    """Seconds until ``check`` held; fails with ``what`` after ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+async def camera_stats(http: httpx.AsyncClient, camera_id: str) -> dict[str, Any]:
+    body = (await http.get("/api/v1/stream/stats")).json()
+    for camera in body["camera_stats"]:
+        if camera["camera_id"] == camera_id:
+            return dict(camera)
+    return {"pusher_state": "IDLE", "viewer_count": 0}
+
+
+async def reserve(http: httpx.AsyncClient, camera_id: str, user: str = "op") -> str:
+    response = await http.post(
+        "/api/v1/stream/reserve",
+        json={"camera_id": camera_id, "user_id": user, "source": "METRO"},
+        headers=HEADERS,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["reservation_id"])
+
+
+async def release(http: httpx.AsyncClient, rid: str) -> None:
+    response = await http.delete(f"/api/v1/stream/release/{rid}", headers=HEADERS)
+    assert response.status_code == 200, response.text
+
+
+@contextlib.asynccontextmanager
+async def clients(procs: list[ServiceProcess]) -> AsyncIterator[list[httpx.AsyncClient]]:
+    limits = httpx.Limits(max_connections=100)
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=p.url, timeout=30, limits=limits)
+            )
+            for p in procs
+        ]
+
+
+class ContainerPoller:
+    """Counts the camera's containers every 50 ms in a thread; remembers the most it saw."""
+
+    def __init__(self, api: Any, camera_id: str) -> None:
+        self.api = api
+        self.camera_id = camera_id
+        self.most = 0
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.most = max(self.most, len(containers_of(self.api, self.camera_id)))
+            self.polls += 1
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> ContainerPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+async def test_300_concurrent_first_viewers_over_3_processes_start_exactly_one_pusher(
+    docker_api: Any,
+    cameras: CameraRegistry,
+    service_env: dict[str, str],
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    await add_cameras(cameras, "cam-race")
+    with (
+        services(3, tmp_path, valkey_url, service_env) as procs,
+        ContainerPoller(docker_api, "cam-race") as poller,
+    ):
+        async with clients(procs) as https:
+            rids = await asyncio.gather(
+                *(reserve(https[i % 3], "cam-race", f"u{i}") for i in range(300))
+            )
+            assert len(set(rids)) == 300
+
+            async def one_running() -> bool:
+                stats = await camera_stats(https[0], "cam-race")
+                return stats["pusher_state"] == "RUNNING" and bool(
+                    await asyncio.to_thread(running_of, docker_api, "cam-race")
+                )
+
+            await wait_for(one_running, 30, "the pusher of cam-race running")
+            await asyncio.sleep(2 * CLAIM_S)  # any straggling claim would have acted by now
+            stats = await camera_stats(https[1], "cam-race")
+            assert stats["viewer_count"] == 300
+            assert stats["generation"] == 1, "exactly one start was claimed"
+    assert poller.polls > 20
+    assert poller.most == 1, f"a poll saw {poller.most} containers for one camera"
+    assert len(containers_of(docker_api, "cam-race")) == 1
+
+
+async def test_50_cameras_by_4_viewers_give_50_pushers_and_none_after_release(
+    docker_api: Any,
+    cameras: CameraRegistry,
+    service_env: dict[str, str],
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    ids = [f"cam-{i:02d}" for i in range(50)]
+    await add_cameras(cameras, *ids)
+    with services(2, tmp_path, valkey_url, service_env) as procs:
+        async with clients(procs) as https:
+            rids = await asyncio.gather(
+                *(reserve(https[i % 2], ids[i % 50], f"u{i}") for i in range(200))
+            )
+
+            async def fifty_running() -> bool:
+                running = await asyncio.to_thread(managed, docker_api)
+                return sum(1 for c in running if c["State"] == "running") == 50
+
+            await wait_for(fifty_running, 90, "50 running pushers", interval=0.25)
+            assert len(await asyncio.to_thread(managed, docker_api)) == 50
+            await asyncio.gather(*(release(https[i % 2], rid) for i, rid in enumerate(rids)))
+            released_at = time.monotonic()
+
+            async def none_left() -> bool:
+                return not await asyncio.to_thread(managed, docker_api)
+
+            await wait_for(none_left, 30, "every pusher removed", interval=0.1)
+            took = time.monotonic() - released_at
+            assert took <= GRACE_S + 2, f"last pusher went {took:.2f} s after the last release"
+            body = (await https[0].get("/api/v1/stream/stats")).json()
+            assert body["total_viewers"] == 0
+            assert body["source_stats"]["METRO"]["current"] == 0
+
+
+async def test_reserve_inside_the_grace_keeps_the_same_container(
+    docker_api: Any,
+    cameras: CameraRegistry,
+    service_env: dict[str, str],
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    await add_cameras(cameras, "cam-grace")
+    with services(1, tmp_path, valkey_url, service_env) as procs:
+        async with clients(procs) as (http,):
+            rid = await reserve(http, "cam-grace")
+
+            async def running() -> bool:
+                return bool((await camera_stats(http, "cam-grace"))["pusher_state"] == "RUNNING")
+
+            await wait_for(running, 30, "cam-grace running")
+            (before,) = running_of(docker_api, "cam-grace")
+            await release(http, rid)
+            assert (await camera_stats(http, "cam-grace"))["pusher_state"] == "DRAINING"
+            await asyncio.sleep(GRACE_S / 3)
+            await reserve(http, "cam-grace")
+            await asyncio.sleep(GRACE_S + 1)  # past the old deadline: teardown must not happen
+            (after,) = running_of(docker_api, "cam-grace")
+            assert after["Id"] == before["Id"]
+            stats = await camera_stats(http, "cam-grace")
+            assert (stats["pusher_state"], stats["generation"]) == ("RUNNING", 1)
+
+
+async def test_killed_pusher_is_restarted_with_backoff_and_counters_untouched(
+    docker_api: Any,
+    cameras: CameraRegistry,
+    service_env: dict[str, str],
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    await add_cameras(cameras, "cam-kill")
+    with services(2, tmp_path, valkey_url, service_env) as procs:
+        async with clients(procs) as https:
+            rids = [await reserve(https[0], "cam-kill", "a"), await reserve(https[1], "cam-kill")]
+
+            async def running() -> bool:
+                stats = await camera_stats(https[0], "cam-kill")
+                return bool(stats["pusher_state"] == "RUNNING")
+
+            await wait_for(running, 30, "cam-kill running")
+            (first,) = running_of(docker_api, "cam-kill")
+            docker_api.api.kill(first["Id"])
+            killed_at = time.monotonic()
+
+            async def replaced() -> bool:
+                now = await asyncio.to_thread(running_of, docker_api, "cam-kill")
+                return len(now) == 1 and now[0]["Id"] != first["Id"] and await running()
+
+            await wait_for(replaced, 15, "a new pusher after docker kill")
+            took = time.monotonic() - killed_at
+            # First restart delay: 1 s + up to 1 s jitter; plus event delivery and the start.
+            assert took < 2.0 + 5.0, f"restart took {took:.1f} s"
+            stats = await camera_stats(https[1], "cam-kill")
+            assert stats["viewer_count"] == 2
+            assert stats["restarts"] >= 1
+            assert "137" in (stats["last_error"] or "") or "exit" in (stats["last_error"] or "")
+            body = (await https[0].get("/api/v1/stream/stats")).json()
+            assert body["source_stats"]["METRO"]["current"] == 2
+            for i, rid in enumerate(rids):
+                beat = await https[i].post(f"/api/v1/stream/heartbeat/{rid}", headers=HEADERS)
+                assert beat.status_code == 200
+            assert len(containers_of(docker_api, "cam-kill")) == 1
+
+
+async def test_sigkill_of_the_claimant_mid_start_is_taken_over(
+    docker_api: Any,
+    cameras: CameraRegistry,
+    service_env: dict[str, str],
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    await add_cameras(cameras, "cam-crash")
+    async with DelayingDockerProxy(delay_seconds=2.0) as proxy:
+        slow = {"orch-0": {"DOCKER_HOST": proxy.url}}
+        with services(2, tmp_path, valkey_url, service_env, **slow) as procs:
+            async with clients(procs) as https:
+                await reserve(https[0], "cam-crash")  # orch-0 claims and starts, slowly
+
+                async def create_in_flight() -> bool:
+                    return proxy.delayed_creates > 0
+
+                await wait_for(create_in_flight, 10, "orch-0 sending its create")
+                procs[0].kill()
+                killed_at = time.monotonic()
+
+                async def converged() -> bool:
+                    stats = await camera_stats(https[1], "cam-crash")
+                    now = await asyncio.to_thread(containers_of, docker_api, "cam-crash")
+                    return (
+                        stats["pusher_state"] == "RUNNING"
+                        and len(now) == 1
+                        and now[0]["State"] == "running"
+                    )
+
+                took = await wait_for(converged, CLAIM_S + 5, "one running pusher after SIGKILL")
+                stats = await camera_stats(https[1], "cam-crash")
+                assert stats["generation"] >= 2, "the claim was taken over"
+                assert stats["viewer_count"] == 1
+                await asyncio.sleep(2)  # the delayed create of the dead claimant has landed
+                assert len(containers_of(docker_api, "cam-crash")) == 1
+                print(f"converged {took:.1f} s after SIGKILL (killed at {killed_at:.0f})")
+
+
+def dockerd_command() -> tuple[int, list[str]]:
+    pid = int(
+        subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()[0]
+    )
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return pid, [part.decode() for part in cmdline if part]
+
+
+def restart_dockerd() -> None:
+    pid, command = dockerd_command()
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists(), "dockerd did not stop within 60 s"
+    with open("/tmp/cctv-dockerd.log", "ab") as log:  # noqa: PTH123 - handed to the child
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    client = docker.from_env(timeout=5)
+    try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if client.ping():
+                    return
+            time.sleep(0.2)
+    finally:
+        client.close()
+    raise AssertionError("dockerd did not answer within 60 s of its restart")
+
+
+async def test_dockerd_restart_converges_without_duplicates_or_lost_viewers(
+    docker_api: Any,
+    cameras: CameraRegistry,
+    service_env: dict[str, str],
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    ids = ["cam-d1", "cam-d2", "cam-d3"]
+    await add_cameras(cameras, *ids)
+    with services(2, tmp_path, valkey_url, service_env) as procs:
+        async with clients(procs) as https:
+            for i, camera_id in enumerate(ids):
+                await reserve(https[i % 2], camera_id)
+                await reserve(https[(i + 1) % 2], camera_id)
+
+            async def all_running() -> bool:
+                for camera_id in ids:
+                    stats = await camera_stats(https[0], camera_id)
+                    if stats["pusher_state"] != "RUNNING":
+                        return False
+                    now = await asyncio.to_thread(containers_of, docker_api, camera_id)
+                    if len(now) != 1 or now[0]["State"] != "running":
+                        return False
+                return True
+
+            await wait_for(all_running, 30, "three pushers running")
+            before = {c: running_of(docker_api, c)[0]["Id"] for c in ids}
+            await asyncio.to_thread(restart_dockerd)
+            await wait_for(all_running, 60, "three pushers running after the dockerd restart")
+            await asyncio.sleep(3)
+            assert await all_running(), "state did not stay converged"
+            for camera_id in ids:
+                stats = await camera_stats(https[1], camera_id)
+                assert stats["viewer_count"] == 2, f"{camera_id} lost viewers"
+                assert len(containers_of(docker_api, camera_id)) == 1
+            body = (await https[0].get("/api/v1/stream/stats")).json()
+            assert body["source_stats"]["METRO"]["current"] == 6
+            print(
+                "containers before/after:",
+                before,
+                {c: running_of(docker_api, c)[0]["Id"] for c in ids},
+            )
+
+
+async def test_hand_started_managed_container_is_removed_by_the_next_reconcile_pass(
+    docker_api: Any,
+    pusher_image: str,
+    cameras: CameraRegistry,
+    valkey_url: str,
+) -> None:
+    from orchestrator.config import Settings
+    from orchestrator.wiring import open_services
+
+    await add_cameras(cameras, "cam-hand", "cam-watched")
+    stray = docker_api.containers.run(
+        pusher_image,
+        name="whip-pusher-cam-hand",
+        detach=True,
+        network_mode="none",
+        labels={MANAGED_BY_LABEL: MANAGED_BY, CAMERA_LABEL: "cam-hand", GENERATION_LABEL: "7"},
+    )
+    unlabelled = docker_api.containers.run(
+        pusher_image, name="not-ours-cam-hand", detach=True, network_mode="none"
+    )
+    settings = Settings(valkey_url=valkey_url, pusher_image=pusher_image, pusher_network="none")
+    async with open_services(settings, run_loops=False) as svc:
+        first = await svc.reconciler.run_once()
+        assert [(c.kind, c.camera_id) for c in first] == [("orphan", "cam-hand")]
+        assert not containers_of(docker_api, "cam-hand")
+        second = await svc.reconciler.run_once()
+        assert second == []
+        assert (await svc.pushers.view("cam-hand")).generation == 7  # fenced past the orphan
+    unlabelled.reload()
+    assert unlabelled.status == "running", "a container without our labels is never touched"
+    assert stray.id not in {c["Id"] for c in managed(docker_api)}
