@@ -69,14 +69,20 @@ class Started:
 class StartEvents:
     """The engine's container ``start`` events, by container name, read in a thread.
 
-    Subscribes to every container ``start`` (not only managed ones: the baseline containers
-    carry the test label, not ours); names are unique to this run, so matching by name is exact.
-    The subscription is in place when the constructor returns.
+    Subscribes to every container ``start`` and ``die`` (not only managed containers: the
+    baselines carry the test label, not ours); names are unique to this run, so matching by name
+    is exact. The first start of a name counts. A ``die`` of one of this run's containers before
+    cleanup means something else stopped it (see :func:`engine_in_use`). The subscription is in
+    place when the constructor returns.
     """
 
-    def __init__(self, api: Any) -> None:
-        self._stream = api.events(decode=True, filters={"type": "container", "event": "start"})
+    def __init__(self, api: Any, run_id: str) -> None:
+        self._stream = api.events(
+            decode=True, filters={"type": "container", "event": ["start", "die"]}
+        )
+        self._run_id = run_id
         self._seen: dict[str, Started] = {}
+        self.died: list[str] = []
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._read, name="bench-events", daemon=True)
         self._thread.start()
@@ -86,10 +92,14 @@ class StartEvents:
             for event in self._stream:
                 arrived = time.time()
                 attributes = (event.get("Actor") or {}).get("Attributes") or {}
-                started = Started(int(event.get("timeNano") or 0) / 1e9, arrived)
+                name = str(attributes.get("name", ""))
                 with self._cond:
-                    self._seen[str(attributes.get("name", ""))] = started
-                    self._cond.notify_all()
+                    if event.get("Action") == "die":
+                        if self._run_id in name:
+                            self.died.append(name)
+                    elif name not in self._seen:
+                        self._seen[name] = Started(int(event.get("timeNano") or 0) / 1e9, arrived)
+                        self._cond.notify_all()
 
     def wait(self, name: str, timeout: float = EVENT_TIMEOUT_SECONDS) -> Started:
         with self._cond:
@@ -346,19 +356,71 @@ async def wait_removed(docker_api: Any, prefix: str, timeout: float = 60.0) -> i
         await asyncio.sleep(0.2)
 
 
-def remove_baselines(docker_api: Any, run_id: str) -> None:
-    """Force-remove this run's baseline containers (by name)."""
-    for row in docker_api.containers(all=True, filters={"name": f"bench-[a-z]+-{run_id}-"}):
+def engine_in_use(docker_api: Any) -> list[str]:
+    """Containers that show another orchestrator or test run on this engine.
+
+    The service removes every managed container it has no viewers for (reconcile "orphan"),
+    and a test run's sweep force-removes every test-labelled one: two runs on one engine stop
+    each other's containers, so this benchmark runs only on an engine that has neither.
+    """
+    names: set[str] = set()
+    for label in (MANAGED_FILTER, f"{TEST_LABEL}=1"):
+        rows = docker_api.containers(all=True, filters={"label": [label]})
+        names.update(str((row.get("Names") or ["?"])[0]).lstrip("/") for row in rows)
+    return sorted(names)
+
+
+def remove_run_containers(docker_api: Any, run_id: str) -> int:
+    """Force-remove whatever this run left (baselines, and pushers the service did not remove)."""
+    rows = docker_api.containers(all=True, filters={"name": f"-{run_id}-"})
+    for row in rows:
         with contextlib.suppress(docker.errors.NotFound):
             docker_api.remove_container(row["Id"], force=True, v=True)
+    return len(rows)
 
 
-async def run(valkey_url: str, tmp: Path, cameras: int, with_burst: bool) -> None:
+def report(series: Series, cameras: int) -> None:
+    print(f"\none at a time ({cameras} of each, interleaved):")
+    for name, samples in series.samples.items():
+        print(line(name, samples))
+    ours = series.get("orchestrator: reserve -> start event")
+    for name, baseline in (
+        ("docker run -d", "docker run -d: spawn -> start event"),
+        ("SDK, same host config", "SDK create+start (orchestrator's host config) -> start event"),
+    ):
+        print(ratio_line(f"ratio orchestrator / {name}", ours, series.get(baseline)))
+
+
+def report_burst(series: Series, spans: dict[str, float], cameras: int) -> None:
+    print(f"\nall {cameras} at once:")
+    for name, span in spans.items():
+        print(line(name, series.get(name)))
+        print(f"  {f'all {cameras} started after':<46} {span * 1000:7.1f} ms")
+
+
+async def measure(
+    bench: Bench, run_id: str, cameras: int, with_burst: bool
+) -> tuple[Series, Series, dict[str, float]]:
+    series = await sequential(bench, run_id, cameras)
+    if not with_burst:
+        return series, Series(), {}
+    return (series, *await burst(bench, run_id, cameras))
+
+
+async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     client = docker.from_env(timeout=60)
     docker_api = client.api
+    busy = engine_in_use(docker_api)
+    if busy and not args.shared_engine:
+        raise SystemExit(
+            f"{len(busy)} managed or test containers exist ({', '.join(busy[:5])}, ...): "
+            "another orchestrator or test run uses this engine. Run when it is idle "
+            "(or pass --shared-engine)."
+        )
     image = build_placeholder_pusher_image(client)
-    version = docker_api.version()
     run_id = secrets.token_hex(3)
+    cameras: int = args.cameras
+    with_burst = not args.no_burst
     await add_cameras(
         valkey_url,
         [f"ps-{run_id}-warm", *(f"ps-{run_id}-{i}" for i in range(cameras))]
@@ -367,58 +429,39 @@ async def run(valkey_url: str, tmp: Path, cameras: int, with_burst: bool) -> Non
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     service = start_service(valkey_url, tmp, port, image)
-    events = StartEvents(docker_api)
+    events = StartEvents(docker_api, run_id)
     try:
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, url)
             api = Api(session, url)
             bench = Bench(api, docker_api, events, image)
             print(
-                f"pusher start: {cameras} cameras, image {image}, Docker {version['Version']} "
-                f"({client.info()['Driver']}), {os.cpu_count()} CPUs, network none"
+                f"pusher start: {cameras} cameras, image {image}, "
+                f"Docker {docker_api.version()['Version']} ({client.info()['Driver']}), "
+                f"{os.cpu_count()} CPUs, network none"
             )
             try:
-                series = await sequential(bench, run_id, cameras)
-                print(f"\none at a time ({cameras} of each, interleaved):")
-                for name, samples in series.samples.items():
-                    print(line(name, samples))
-                ours = series.get("orchestrator: reserve -> start event")
-                print(
-                    ratio_line(
-                        "ratio orchestrator / docker run -d",
-                        ours,
-                        series.get("docker run -d: spawn -> start event"),
-                    )
-                )
-                print(
-                    ratio_line(
-                        "ratio orchestrator / SDK, same host config",
-                        ours,
-                        series.get("SDK create+start (orchestrator's host config) -> start event"),
-                    )
-                )
-                if with_burst:
-                    burst_series, spans = await burst(bench, run_id, cameras)
-                    print(f"\nall {cameras} at once:")
-                    for name in spans:
-                        print(line(name, burst_series.get(name)))
-                        print(
-                            f"  {'all ' + str(cameras) + ' started after':<46} "
-                            f"{spans[name] * 1000:7.1f} ms"
-                        )
+                series, burst_series, spans = await measure(bench, run_id, cameras, with_burst)
+                died = list(events.died)
             finally:
                 await asyncio.gather(*(api.release(rid) for rid in bench.reservations))
                 left = await wait_removed(docker_api, f"whip-pusher-p[sb]-{run_id}-")
-                print(
-                    f"\nreleased {len(bench.reservations)} reservations; "
-                    f"orchestrator containers left after drain: {left}"
-                )
+        report(series, cameras)
+        if with_burst:
+            report_burst(burst_series, spans, cameras)
+        print(
+            f"\nreleased {len(bench.reservations)} reservations; orchestrator containers "
+            f"left {left}; containers of this run that died before cleanup: {len(died)}"
+        )
+        if died:
+            print(f"WARNING: something else stopped {', '.join(died[:5])}: figures disturbed")
     finally:
         events.close()
-        await asyncio.to_thread(remove_baselines, docker_api, run_id)
+        await asyncio.to_thread(remove_run_containers, docker_api, run_id)
         service.terminate()
         service.wait(15)
-        sweep(client)
+        if args.sweep:
+            sweep(client)
         client.close()
 
 
@@ -430,9 +473,19 @@ def main() -> None:
     )
     parser.add_argument("--cameras", type=int, default=20, help="cameras (and baselines) to time")
     parser.add_argument("--no-burst", action="store_true", help="skip the all-at-once figures")
+    parser.add_argument(
+        "--shared-engine",
+        action="store_true",
+        help="run even when other managed or test containers exist (they may be removed)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="finish with tests.images.sweep(): removes every test container, not only ours",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
-        uvloop.run(run(server.url, Path(tmp), args.cameras, not args.no_burst))
+        uvloop.run(run(server.url, Path(tmp), args))
 
 
 if __name__ == "__main__":
