@@ -7,15 +7,20 @@ process, with the locally built placeholder pusher image (``tests/images.py``, n
 and ``CCTV_PUSHER_NETWORK=none``: no container gets a network. "Running" is the Docker
 engine's ``start`` event for the container, read from the engine's event stream in a thread;
 each latency is the event's engine timestamp (``timeNano``, wall clock) minus the wall-clock
-time just before the request was sent.
+time just before the request was sent. The ``create`` event splits each figure in two.
 
 Cameras go one at a time, so each figure is uncontended. Interleaved with them, in the same
 run and on the same image, come the baselines: ``docker run -d --network none`` (the CLI, one
 process per container), a plain create+start through the docker SDK, and a create+start through
 the SDK with the orchestrator's own host config (``--init``, memory and CPU limits, log
-options). One warm-up of each goes first and is not counted. Then the same count again, all at
-once. Cleanup releases every reservation, waits for the orchestrator to remove its containers,
-removes the baseline containers, stops the service and sweeps the test containers.
+options). One warm-up of each goes first and is not counted. Then the orchestrator and the CLI
+again with all cameras at once.
+
+The engine must be idle: another orchestrator removes our containers as orphans (and ours
+theirs), and a test run's sweep removes every test container, so the run refuses to start
+while managed or test containers exist, and reports containers of its own that died before
+cleanup. Cleanup releases every reservation, waits for the service to remove its containers,
+force-removes whatever else this run created (by name) and stops the service.
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ from tests.live_server import free_port
 KEY = "bench-admin-key-0123456789abcdef0123456789"
 LIMITS = {"BENCH": 1_000_000, "TOTAL": 1_000_000}
 TARGET_RATIO = 1.3
+ORCHESTRATOR = "orchestrator: reserve -> start event"
+CLI = "docker run -d: spawn -> start event"
+SDK_PLAIN = "SDK create+start: call -> start event"
+SDK_SPEC = "SDK, orchestrator's host config -> start event"
 EVENT_TIMEOUT_SECONDS = 30.0
 
 
@@ -69,19 +78,19 @@ class Started:
 class StartEvents:
     """The engine's container ``start`` events, by container name, read in a thread.
 
-    Subscribes to every container ``start`` and ``die`` (not only managed containers: the
-    baselines carry the test label, not ours); names are unique to this run, so matching by name
-    is exact. The first start of a name counts. A ``die`` of one of this run's containers before
-    cleanup means something else stopped it (see :func:`engine_in_use`). The subscription is in
-    place when the constructor returns.
+    Subscribes to every container ``create``, ``start`` and ``die`` (not only managed
+    containers: the baselines carry the test label, not ours); names are unique to this run, so
+    matching by name is exact. The first create and start of a name count. A ``die`` of one of
+    this run's containers before cleanup means something else stopped it (see
+    :func:`engine_in_use`). The subscription is in place when the constructor returns.
     """
 
     def __init__(self, api: Any, run_id: str) -> None:
         self._stream = api.events(
-            decode=True, filters={"type": "container", "event": ["start", "die"]}
+            decode=True, filters={"type": "container", "event": ["create", "start", "die"]}
         )
         self._run_id = run_id
-        self._seen: dict[str, Started] = {}
+        self._seen: dict[tuple[str, str], Started] = {}
         self.died: list[str] = []
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._read, name="bench-events", daemon=True)
@@ -93,22 +102,28 @@ class StartEvents:
                 arrived = time.time()
                 attributes = (event.get("Actor") or {}).get("Attributes") or {}
                 name = str(attributes.get("name", ""))
+                action = str(event.get("Action", ""))
                 with self._cond:
-                    if event.get("Action") == "die":
+                    if action == "die":
                         if self._run_id in name:
                             self.died.append(name)
-                    elif name not in self._seen:
-                        self._seen[name] = Started(int(event.get("timeNano") or 0) / 1e9, arrived)
+                    elif (action, name) not in self._seen:
+                        engine = int(event.get("timeNano") or 0) / 1e9
+                        self._seen[action, name] = Started(engine, arrived)
                         self._cond.notify_all()
 
-    def wait(self, name: str, timeout: float = EVENT_TIMEOUT_SECONDS) -> Started:
+    def wait(self, action: str, name: str, timeout: float = EVENT_TIMEOUT_SECONDS) -> Started:
         with self._cond:
-            if not self._cond.wait_for(lambda: name in self._seen, timeout):
-                raise TimeoutError(f"no start event for {name} within {timeout} s")
-            return self._seen[name]
+            if not self._cond.wait_for(lambda: (action, name) in self._seen, timeout):
+                raise TimeoutError(f"no {action} event for {name} within {timeout} s")
+            return self._seen[action, name]
 
     async def started(self, name: str) -> Started:
-        return await asyncio.to_thread(self.wait, name)
+        return await asyncio.to_thread(self.wait, "start", name)
+
+    def created(self, name: str) -> float:
+        """The engine time of the name's ``create`` (call after its start was seen)."""
+        return self.wait("create", name, timeout=1.0).engine
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -247,9 +262,11 @@ class Bench:
         rid = await self.api.reserve(camera_id)
         answered = time.time()
         self.reservations.append(rid)
-        started = await self.events.started(f"whip-pusher-{camera_id}")
-        out.add("orchestrator: reserve -> start event", started.engine - t0)
+        name = f"whip-pusher-{camera_id}"
+        started = await self.events.started(name)
+        out.add(ORCHESTRATOR, started.engine - t0)
         out.add("  reserve answered (201)", answered - t0)
+        out.add("  reserve -> create event", self.events.created(name) - t0)
         out.add("  start event reached a client", started.arrived - t0)
         if poll_state:
             await self.api.wait_running(camera_id)
@@ -265,7 +282,8 @@ class Bench:
         returned = time.time()
         assert process.returncode == 0, name
         started = await self.events.started(name)
-        out.add("docker run -d: spawn -> start event", started.engine - t0)
+        out.add(CLI, started.engine - t0)
+        out.add("  spawn -> create event", self.events.created(name) - t0)
         out.add("  docker run -d returned", returned - t0)
 
     def _sdk_create_start(self, name: str, same_as_orchestrator: bool) -> None:
@@ -299,8 +317,12 @@ class Bench:
         t0 = time.time()
         await asyncio.to_thread(self._sdk_create_start, name, same_as_orchestrator)
         started = await self.events.started(name)
-        figure = "orchestrator's host config" if same_as_orchestrator else "plain"
-        out.add(f"SDK create+start ({figure}) -> start event", started.engine - t0)
+        figure = SDK_SPEC if same_as_orchestrator else SDK_PLAIN
+        out.add(figure, started.engine - t0)
+        out.add(
+            f"  {'same config' if same_as_orchestrator else 'plain'}: call -> create event",
+            self.events.created(name) - t0,
+        )
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -334,11 +356,11 @@ async def burst(bench: Bench, run: str, cameras: int) -> tuple[Series, dict[str,
         spans[name] = time.time() - t0
 
     await timed(
-        "orchestrator: reserve -> start event",
+        ORCHESTRATOR,
         [bench.orchestrator(f"pb-{run}-{i}", out, poll_state=False) for i in range(cameras)],
     )
     await timed(
-        "docker run -d: spawn -> start event",
+        CLI,
         [bench.cli(f"bench-burst-{run}-{i}", out) for i in range(cameras)],
     )
     return out, spans
@@ -383,19 +405,20 @@ def report(series: Series, cameras: int) -> None:
     print(f"\none at a time ({cameras} of each, interleaved):")
     for name, samples in series.samples.items():
         print(line(name, samples))
-    ours = series.get("orchestrator: reserve -> start event")
+    ours = series.get(ORCHESTRATOR)
     for name, baseline in (
-        ("docker run -d", "docker run -d: spawn -> start event"),
-        ("SDK, same host config", "SDK create+start (orchestrator's host config) -> start event"),
+        ("docker run -d", CLI),
+        ("SDK, same host config", SDK_SPEC),
     ):
         print(ratio_line(f"ratio orchestrator / {name}", ours, series.get(baseline)))
 
 
 def report_burst(series: Series, spans: dict[str, float], cameras: int) -> None:
-    print(f"\nall {cameras} at once:")
+    print(f"\nall {cameras} at once (orchestrator first, then docker run -d):")
+    for name, samples in series.samples.items():
+        print(line(name, samples))
     for name, span in spans.items():
-        print(line(name, series.get(name)))
-        print(f"  {f'all {cameras} started after':<46} {span * 1000:7.1f} ms")
+        print(f"{name.split(':')[0] + f': all {cameras} started after':<48} {span * 1000:7.1f} ms")
 
 
 async def measure(
