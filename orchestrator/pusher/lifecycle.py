@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -80,7 +81,8 @@ class Lifecycle:
         self.registry = registry
         self.specs = specs
         self._ops: dict[str, asyncio.Task[None]] = {}
-        self.start_seconds: list[float] = []  # claim-to-running durations of this process
+        # The latest claim-to-running durations of this process (bounded: a long-lived service).
+        self.start_seconds: deque[float] = deque(maxlen=1024)
 
     # --- scheduling -------------------------------------------------------------------
 
