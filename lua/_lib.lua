@@ -60,3 +60,54 @@ local function claim(meta, owner, now, claim_ms)
   return gen
 end
 
+
+-- Order-free presence of one identity's LiveKit sessions (webhooks are duplicated, dropped
+-- and reordered). A session is (sid, version) with version = zero-padded joined_at_ms .. '|'
+-- .. sid, so versions compare as strings. Fields of `hash` under prefix `p`:
+--   p..'sid'  the connected session      p..'hwm'  the newest version seen in any event
+--   p..'gone' the last sids that left    p..'at'   when p..'sid' was recorded (server ms)
+-- The result depends only on the set of events seen, never on their order: the newest session
+-- is connected iff it joined and has not left; an older session can neither join nor leave
+-- once a newer one was seen. Returns 'connected', 'disconnected' or 'stale'.
+local GONE_KEEP = 8
+
+local function session_event(hash, p, event, sid, version, now)
+  local gone = redis.call('HGET', hash, p .. 'gone') or ''
+  local left_before = string.find(' ' .. gone .. ' ', ' ' .. sid .. ' ', 1, true) ~= nil
+  local hwm = redis.call('HGET', hash, p .. 'hwm') or ''
+  if event == 'joined' then
+    if left_before or version < hwm then return 'stale' end
+    redis.call('HSET', hash, p .. 'sid', sid, p .. 'hwm', version, p .. 'at', now)
+    return 'connected'
+  end
+  if not left_before then
+    local list = {}
+    for s in string.gmatch(gone, '%S+') do list[#list + 1] = s end
+    list[#list + 1] = sid
+    while #list > GONE_KEEP do table.remove(list, 1) end
+    redis.call('HSET', hash, p .. 'gone', table.concat(list, ' '))
+  end
+  if version >= hwm then
+    redis.call('HSET', hash, p .. 'hwm', version)
+    redis.call('HDEL', hash, p .. 'sid', p .. 'at')
+    return 'disconnected'
+  end
+  return 'stale'
+end
+
+-- A session id or version argument: bounded, no spaces (they separate p..'gone').
+local function token_arg(value, max_len)
+  if type(value) ~= 'string' or #value == 0 or #value > max_len or string.find(value, '%s') then
+    return nil
+  end
+  return value
+end
+
+-- Move one lease to a new expiry in its three sets and its hash.
+local function set_expiry(hash, source_zset, camera_zset, all_zset, member, expires, gc_ms)
+  redis.call('ZADD', source_zset, 'XX', expires, member)
+  redis.call('ZADD', camera_zset, 'XX', expires, member)
+  redis.call('ZADD', all_zset, 'XX', expires, member)
+  redis.call('HSET', hash, 'expires_at', expires)
+  redis.call('PEXPIREAT', hash, expires + gc_ms)
+end

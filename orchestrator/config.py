@@ -92,6 +92,16 @@ class Settings(BaseSettings):
     )
     token_ttl_seconds: float = 600.0
     token_refresh_seconds: float = 120.0
+    # The server API (rooms, ingress, presence sync). Off: tokens only (tests, dry runs).
+    livekit_enabled: bool = True
+    livekit_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    livekit_attempts: int = Field(default=3, ge=1, le=10)
+    livekit_sync_interval_seconds: float = Field(default=5.0, gt=0)
+    livekit_list_rate_per_second: float = Field(default=20.0, gt=0)
+    room_empty_timeout_seconds: int = Field(default=120, ge=1, le=86400)
+    room_departure_timeout_seconds: int = Field(default=30, ge=1, le=86400)
+    reconnect_grace_seconds: float = Field(default=15.0, ge=0, le=3600)
+    webhook_max_age_seconds: float = Field(default=300.0, gt=0, le=300)
 
     @field_validator("source_limits")
     @classmethod

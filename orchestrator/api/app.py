@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator import __version__
-from orchestrator.api import errors, routes_admin, routes_health, routes_streams
+from orchestrator.api import errors, routes_admin, routes_health, routes_livekit, routes_streams
 from orchestrator.auth import KeyRing
 from orchestrator.config import Settings
 from orchestrator.wiring import open_services
@@ -50,6 +50,6 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     errors.install(app, quota_retry_after_seconds=settings.quota_retry_after_seconds)
-    for module in (routes_streams, routes_admin, routes_health):
+    for module in (routes_streams, routes_admin, routes_livekit, routes_health):
         app.include_router(module.router)
     return app

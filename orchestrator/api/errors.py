@@ -20,6 +20,7 @@ from orchestrator.errors import (
     QuotaExceeded,
     TemporaryError,
     Unauthorized,
+    WebhookRejected,
 )
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 STATUS: list[tuple[type[OrchestratorError], int]] = [
     (InvalidInput, 422),
     (Unauthorized, 401),
+    (WebhookRejected, 401),
     (Forbidden, 403),
     (NotFound, 404),
     (CameraDisabled, 409),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -24,19 +25,28 @@ async def health() -> Health:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep) -> Readiness | JSONResponse:
-    """Readiness: Valkey answers and holds our scripts, the Docker engine answers."""
-    checks: dict[str, str] = {}
-    for name, probe in services.readiness_probes().items():
-        try:
-            ok = await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT_SECONDS)
-            checks[name] = "ok" if ok else "failed"
-        except (TimeoutError, OrchestratorError) as exc:
-            checks[name] = f"failed: {type(exc).__name__}"
+    """Readiness: Valkey answers and holds our scripts, the Docker engine answers (else 503).
+
+    LiveKit is checked too, but its failure only degrades the service (200, ``status:
+    degraded``): reserves still work because tokens are minted locally."""
+    critical = services.readiness_probes()
+    probes = {**critical, **services.degraded_probes()}
+    names = list(probes)
+    results = await asyncio.gather(*(_check(probes[name]) for name in names))
+    checks = dict(zip(names, results, strict=True))
     degraded = sorted(name for name, state in checks.items() if state != "ok")
     body = Readiness(status="degraded" if degraded else "ok", checks=checks, degraded=degraded)
-    if degraded:
+    if any(name in critical for name in degraded):
         return JSONResponse(body.model_dump(), status_code=503)
     return body
+
+
+async def _check(probe: Callable[[], Awaitable[bool]]) -> str:
+    try:
+        ok = await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT_SECONDS)
+    except (TimeoutError, OrchestratorError) as exc:
+        return f"failed: {type(exc).__name__}"
+    return "ok" if ok else "failed"
 
 
 @router.get("/metrics", response_class=Response)

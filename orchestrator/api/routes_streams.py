@@ -95,6 +95,9 @@ async def stats(services: ServicesDep) -> StatsResponse:
             camera_id=c.camera_id,
             camera_name=c.camera_name,
             viewer_count=c.viewer_count,
+            reserved_count=c.reserved_count,
+            publisher_connected=c.publisher_connected,
+            ingress_status=c.ingress_status,
             viewers_by_source=c.viewers_by_source,
             source=c.source,
             active_since=iso(c.active_since_ms),
@@ -107,8 +110,9 @@ async def stats(services: ServicesDep) -> StatsResponse:
         for c in data.cameras
     ]
     return StatsResponse(
-        active_streams=sum(1 for c in cameras if c.viewer_count > 0),
-        total_viewers=data.total_current,
+        active_streams=sum(1 for c in cameras if c.reserved_count > 0),
+        total_viewers=sum(c.viewer_count for c in cameras),
+        total_reserved=data.total_current,
         source_stats=source_stats,
         camera_stats=cameras,
         total=TotalStats(current=data.total_current, limit=data.total_limit),

@@ -55,7 +55,15 @@ class SourceStats(BaseModel):
 class CameraStats(BaseModel):
     camera_id: str
     camera_name: str
-    viewer_count: int
+    viewer_count: int = Field(
+        description="viewers connected to the LiveKit room with a live reservation; "
+        "never counts the publisher"
+    )
+    reserved_count: int = Field(description="live reservations (leases) of the camera")
+    publisher_connected: bool = Field(description="the camera's ingress participant is in the room")
+    ingress_status: str | None = Field(
+        default=None, description="last ingress state LiveKit reported (ENDPOINT_PUBLISHING, ...)"
+    )
     viewers_by_source: dict[str, int]
     source: str
     active_since: str | None
@@ -73,7 +81,8 @@ class TotalStats(BaseModel):
 
 class StatsResponse(BaseModel):
     active_streams: int
-    total_viewers: int
+    total_viewers: int = Field(description="connected viewers over all cameras")
+    total_reserved: int = Field(description="live reservations over all cameras")
     source_stats: dict[str, SourceStats]
     camera_stats: list[CameraStats]
     total: TotalStats
@@ -135,3 +144,11 @@ class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
     degraded: list[str]
+
+
+class WebhookAck(BaseModel):
+    status: str
+    event: str
+    outcome: str = Field(
+        description="applied, connected, disconnected, stale, duplicate, unknown or ignored"
+    )

@@ -59,3 +59,28 @@ def publisher_identity(camera_id: str) -> str:
 
 def container_name(camera_id: str) -> str:
     return f"{CONTAINER_PREFIX}{camera_id}"
+
+
+PUBLISHER_SUFFIX = "_publisher"
+
+
+def camera_of_room(room: str) -> str | None:
+    """``camera_<id>`` -> ``<id>``; None for any other room or an invalid id."""
+    return _strip(room, ROOM_PREFIX, "", _ID)
+
+
+def camera_of_publisher(identity: str) -> str | None:
+    """``camera_<id>_publisher`` -> ``<id>``; None otherwise."""
+    return _strip(identity, ROOM_PREFIX, PUBLISHER_SUFFIX, _ID)
+
+
+def reservation_of_identity(identity: str) -> str | None:
+    """``viewer_<reservation_id>`` -> ``<reservation_id>``; None otherwise."""
+    return _strip(identity, VIEWER_PREFIX, "", _RESERVATION)
+
+
+def _strip(value: str, prefix: str, suffix: str, pattern: re.Pattern[str]) -> str | None:
+    if not value.startswith(prefix) or not value.endswith(suffix):
+        return None
+    inner = value[len(prefix) : len(value) - len(suffix)]
+    return inner if pattern.fullmatch(inner) else None

@@ -5,9 +5,10 @@ script handed out, a stop only with one the stop script handed out. In this proc
 operation per camera runs at a time (later ones queue behind it), so a claim arriving while
 the same camera is still being torn down waits for the teardown instead of racing it.
 
-- **start**: read the camera, create ``whip-pusher-<id>`` with the claim's generation, then
-  mark it RUNNING (fenced by generation). A name conflict adopts a running container and
-  clears only a stopped container of an older generation. Failures are recorded with a
+- **start**: read the camera and its WHIP target (the camera's LiveKit ingress), create
+  ``whip-pusher-<id>`` with the claim's generation, then mark it RUNNING (fenced by
+  generation). A name conflict adopts a running container and clears only a stopped
+  container of an older generation. Failures are recorded with a
   restart time (``pusher_failed``); a claim that went stale leaves the container to its owner
   or, when the camera stopped meanwhile, removes what this start created.
 - **stop**: remove the container unless a newer generation holds the name, then report it
@@ -42,7 +43,7 @@ from orchestrator.errors import (
     RuntimeUnavailable,
     StoreUnavailable,
 )
-from orchestrator.pusher.specs import SpecFactory
+from orchestrator.pusher.specs import SpecFactory, TargetSource
 from orchestrator.pusher.store import PusherStore, PusherView
 from orchestrator.runtime import DockerRuntime
 from orchestrator.runtime.spec import ContainerInfo, PusherSpec
@@ -75,11 +76,13 @@ class Lifecycle:
         runtime: DockerRuntime,
         registry: CameraRegistry,
         specs: SpecFactory,
+        targets: TargetSource,
     ) -> None:
         self.pushers = pushers
         self.runtime = runtime
         self.registry = registry
         self.specs = specs
+        self.targets = targets
         self._ops: dict[str, asyncio.Task[None]] = {}
         # The latest claim-to-running durations of this process (bounded: a long-lived service).
         self.start_seconds: deque[float] = deque(maxlen=1024)
@@ -167,7 +170,8 @@ class Lifecycle:
             raise CameraNotFound(f"camera {camera_id} is not in the registry")
         if not camera.enabled:
             raise CameraDisabled(f"camera {camera_id} is disabled")
-        return self.specs.build(camera, generation, self.specs.whip_target(camera_id))
+        target = await self.targets.whip_target(camera_id)
+        return self.specs.build(camera, generation, target)
 
     async def _create(self, spec: PusherSpec) -> ContainerInfo:
         async for attempt in _retrying():

@@ -1,14 +1,16 @@
 """What to run for a camera: the container spec of its WHIP pusher, from settings.
 
 The container gets its inputs as env (``RTSP_URL``, ``WHIP_URL``, ``WHIP_TOKEN``,
-``CAMERA_ID``); the spec keeps them out of its repr and out of labels. Until LiveKit ingress
-is wired in, the WHIP endpoint and its token come from settings (``CCTV_WHIP_URL``,
-``CCTV_WHIP_TOKEN``).
+``CAMERA_ID``); the spec keeps them out of its repr and out of labels. The WHIP endpoint and
+its token come from a :class:`TargetSource`: the camera's LiveKit ingress
+(``livekit.ingress.IngressManager``), or a fixed endpoint from settings (``CCTV_WHIP_URL``,
+``CCTV_WHIP_TOKEN``) when one is configured.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from orchestrator.config import Settings
 from orchestrator.domain.models import Camera
@@ -18,16 +20,30 @@ from orchestrator.runtime.spec import PusherSpec
 @dataclass(frozen=True, slots=True)
 class WhipTarget:
     url: str
-    token: str
+    token: str  # secret: the ingress stream key, sent as a Bearer token
+
+    def __repr__(self) -> str:
+        return f"WhipTarget(url={self.url!r}, token=***)"
+
+
+class TargetSource(Protocol):
+    async def whip_target(self, camera_id: str) -> WhipTarget: ...
+
+
+class StaticTarget:
+    """Every camera publishes to the one endpoint of ``CCTV_WHIP_URL``."""
+
+    def __init__(self, settings: Settings) -> None:
+        token = settings.whip_token
+        self._target = WhipTarget(settings.whip_url, token.get_secret_value() if token else "")
+
+    async def whip_target(self, camera_id: str) -> WhipTarget:
+        return self._target
 
 
 class SpecFactory:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-
-    def whip_target(self, camera_id: str) -> WhipTarget:
-        token = self._settings.whip_token
-        return WhipTarget(self._settings.whip_url, token.get_secret_value() if token else "")
 
     def build(self, camera: Camera, generation: int, target: WhipTarget) -> PusherSpec:
         s = self._settings

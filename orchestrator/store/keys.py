@@ -47,6 +47,16 @@ def camera(camera_id: str) -> str:
     return f"{PREFIX}camera:{camera_id}"
 
 
+def presence(camera_id: str) -> str:
+    """SET of reservation ids whose viewer is connected to the camera's LiveKit room."""
+    return f"{PREFIX}presence:{camera_id}"
+
+
+def webhook_event(event_id: str) -> str:
+    """Marks a LiveKit webhook event id as applied (expires after the dedupe window)."""
+    return f"{PREFIX}webhook:{event_id}"
+
+
 def lease_keys(lease: Lease) -> list[str]:
     """Reservation hash, source, camera and global lease sets, source counter, metadata."""
     return [

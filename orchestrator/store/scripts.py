@@ -46,6 +46,11 @@ NAMES = (
     "pusher_stop",
     "pusher_stopped",
     "pusher_fence",
+    "viewer_event",
+    "publisher_event",
+    "ingress_event",
+    "ingress_bind",
+    "presence_sync",
 )
 LIB = "_lib"
 MAX_BATCH = 256

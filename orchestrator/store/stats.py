@@ -1,4 +1,10 @@
-"""Stream statistics, read from Valkey only: two pipelined round trips, no LiveKit call."""
+"""Stream statistics, read from Valkey only: two pipelined round trips, no LiveKit call.
+
+``viewer_count`` is the number of viewers connected to the camera's LiveKit room (presence
+from webhooks, corrected by listings) that also hold a live lease; ``reserved_count`` is the
+number of live leases. The publisher is never a viewer: ``publisher_connected`` says whether
+the camera's ingress participant is in the room.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ class CameraStat:
     camera_id: str
     camera_name: str
     viewer_count: int
+    reserved_count: int
+    publisher_connected: bool
+    ingress_status: str | None
     viewers_by_source: dict[str, int]
     source: str
     active_since_ms: int | None
@@ -54,6 +63,10 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _rid(member: str) -> str:
+    return member.split("|", 1)[0]
+
+
 class StatsReader:
     def __init__(self, client: Redis, policy: LeasePolicy, *, clock_offset_ms: int = 0) -> None:
         self._client = client
@@ -78,6 +91,7 @@ class StatsReader:
                     pipe.zrange(keys.camera_leases(camera_id), live, "+inf", byscore=True)
                     pipe.hgetall(keys.metadata(camera_id))
                     pipe.hget(keys.camera(camera_id), "name")
+                    pipe.smembers(keys.presence(camera_id))
                 for source in sources:
                     pipe.get(keys.limit(source))
                 rows = await pipe.execute()
@@ -85,7 +99,7 @@ class StatsReader:
         cameras_of: dict[str, set[str]] = {s: set() for s in sources}
         counts_of: dict[str, int] = dict.fromkeys(sources, 0)
         for i, camera_id in enumerate(cameras):
-            members, meta, name = rows[3 * i : 3 * i + 3]
+            members, meta, name, present = rows[4 * i : 4 * i + 4]
             by_source: dict[str, int] = {}
             for member in members:
                 source = Lease.parse(member).source
@@ -99,7 +113,12 @@ class StatsReader:
                 CameraStat(
                     camera_id=camera_id,
                     camera_name=name or camera_id,
-                    viewer_count=len(members),
+                    viewer_count=sum(
+                        1 for m in members if Lease.parse(m).reservation_id in present
+                    ),
+                    reserved_count=len(members),
+                    publisher_connected=bool(meta.get("pub_sid")),
+                    ingress_status=meta.get("ingress_status") or None,
                     viewers_by_source=by_source,
                     source=meta.get("source", ""),
                     active_since_ms=_int(meta.get("active_since"), 0) or None,
@@ -110,7 +129,7 @@ class StatsReader:
                     last_error=meta.get("last_error") or None,
                 )
             )
-        limits = rows[3 * len(cameras) :]
+        limits = rows[4 * len(cameras) :]
         source_stats = [
             SourceStat(
                 source=source,

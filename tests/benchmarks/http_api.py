@@ -51,6 +51,7 @@ def start_service(valkey_url: str, tmp: Path, port: int) -> subprocess.Popen[byt
         "CCTV_SOURCE_LIMITS": json.dumps(LIMITS),
         "LIVEKIT_API_SECRET": "bench-secret-that-is-at-least-32-bytes",
         "CCTV_DATA_DIR": str(tmp / "data"),
+        "CCTV_LIVEKIT_ENABLED": "false",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env
@@ -148,7 +149,7 @@ async def stats_benchmark(url: str, samples: int) -> None:
                 body = await response.json()
             timings.append(time.perf_counter() - t0)
     print(
-        f"stats: {len(body['camera_stats'])} cameras, {body['total_viewers']} reservations, "
+        f"stats: {len(body['camera_stats'])} cameras, {body['total_reserved']} reservations, "
         f"{len(json.dumps(body)) // 1024} KiB"
     )
     print(summary_ms("GET /stream/stats", timings))

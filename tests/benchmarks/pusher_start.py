@@ -178,6 +178,7 @@ def start_service(valkey_url: str, tmp: Path, port: int, image: str) -> subproce
         "CCTV_SOURCE_LIMITS": json.dumps(LIMITS),
         "LIVEKIT_API_SECRET": "bench-secret-that-is-at-least-32-bytes",
         "CCTV_DATA_DIR": str(tmp / "data"),
+        "CCTV_LIVEKIT_ENABLED": "false",
         "CCTV_PUSHERS_ENABLED": "true",
         "CCTV_PUSHER_IMAGE": image,
         "CCTV_PUSHER_NETWORK": "none",

@@ -52,6 +52,7 @@ def make_settings(valkey_url: str, **overrides: object) -> Settings:
         "livekit_api_secret": SecretStr(LIVEKIT_SECRET),
         "sweep_interval_seconds": 0.2,
         "pushers_enabled": False,  # API tests: no containers (the lifecycle tests enable it)
+        "livekit_enabled": False,  # no LiveKit server: tokens only (the LiveKit tests enable it)
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

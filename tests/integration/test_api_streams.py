@@ -95,15 +95,15 @@ async def test_stats_report_sources_and_cameras(api: Api) -> None:
     for camera_id, source in [("cam-001", "METRO"), ("cam-001", "METRO"), ("cam-002", "BUS")]:
         assert (await api.reserve(camera_id, source)).status_code == 201
     stats = (await api.http.get("/api/v1/stream/stats")).json()
-    assert stats["active_streams"] == 2 and stats["total_viewers"] == 3
+    assert stats["active_streams"] == 2 and stats["total_reserved"] == 3
     metro = stats["source_stats"]["METRO"]
     assert metro == {
         "source": "METRO", "current": 2, "limit": 30, "usage_percent": 6.7, "active_cameras": 1
     }  # fmt: skip
     cameras = {c["camera_id"]: c for c in stats["camera_stats"]}
-    assert cameras["cam-001"]["viewer_count"] == 2
+    assert cameras["cam-001"]["reserved_count"] == 2
     assert cameras["cam-001"]["camera_name"] == "Camera cam-001"
-    assert cameras["cam-002"]["viewer_count"] == 1 and cameras["cam-002"]["source"] == "BUS"
+    assert cameras["cam-002"]["reserved_count"] == 1 and cameras["cam-002"]["source"] == "BUS"
     assert cameras["cam-001"]["active_since"]
     assert stats["timestamp"]
 

@@ -122,7 +122,7 @@ async def camera_stats(http: httpx.AsyncClient, camera_id: str) -> dict[str, Any
     for camera in body["camera_stats"]:
         if camera["camera_id"] == camera_id:
             return dict(camera)
-    return {"pusher_state": "IDLE", "viewer_count": 0}
+    return {"pusher_state": "IDLE", "reserved_count": 0}
 
 
 async def reserve(http: httpx.AsyncClient, camera_id: str, user: str = "op") -> str:
@@ -205,7 +205,7 @@ async def test_300_concurrent_first_viewers_over_3_processes_start_exactly_one_p
             await wait_for(one_running, 30, "the pusher of cam-race running")
             await asyncio.sleep(2 * CLAIM_S)  # any straggling claim would have acted by now
             stats = await camera_stats(https[1], "cam-race")
-            assert stats["viewer_count"] == 300
+            assert stats["reserved_count"] == 300
             assert stats["generation"] == 1, "exactly one start was claimed"
     assert poller.polls > 20
     assert poller.most == 1, f"a poll saw {poller.most} containers for one camera"
@@ -243,7 +243,7 @@ async def test_50_cameras_by_4_viewers_give_50_pushers_and_none_after_release(
             took = time.monotonic() - released_at
             assert took <= GRACE_S + 2, f"last pusher went {took:.2f} s after the last release"
             body = (await https[0].get("/api/v1/stream/stats")).json()
-            assert body["total_viewers"] == 0
+            assert body["total_reserved"] == 0
             assert body["source_stats"]["METRO"]["current"] == 0
 
 
@@ -305,7 +305,7 @@ async def test_killed_pusher_is_restarted_with_backoff_and_counters_untouched(
             # First restart delay: 1 s + up to 1 s jitter; plus event delivery and the start.
             assert took < 2.0 + 5.0, f"restart took {took:.1f} s"
             stats = await camera_stats(https[1], "cam-kill")
-            assert stats["viewer_count"] == 2
+            assert stats["reserved_count"] == 2
             assert stats["restarts"] >= 1
             assert "137" in (stats["last_error"] or "") or "exit" in (stats["last_error"] or "")
             body = (await https[0].get("/api/v1/stream/stats")).json()
@@ -349,7 +349,7 @@ async def test_sigkill_of_the_claimant_mid_start_is_taken_over(
                 took = await wait_for(converged, CLAIM_S + 5, "one running pusher after SIGKILL")
                 stats = await camera_stats(https[1], "cam-crash")
                 assert stats["generation"] >= 2, "the claim was taken over"
-                assert stats["viewer_count"] == 1
+                assert stats["reserved_count"] == 1
                 await asyncio.sleep(2)  # the delayed create of the dead claimant has landed
                 assert len(containers_of(docker_api, "cam-crash")) == 1
                 print(f"converged {took:.1f} s after SIGKILL (killed at {killed_at:.0f})")
@@ -429,7 +429,7 @@ async def test_dockerd_restart_converges_without_duplicates_or_lost_viewers(
             assert await all_running(), "state did not stay converged"
             for camera_id in ids:
                 stats = await camera_stats(https[1], camera_id)
-                assert stats["viewer_count"] == 2, f"{camera_id} lost viewers"
+                assert stats["reserved_count"] == 2, f"{camera_id} lost viewers"
                 assert len(containers_of(docker_api, camera_id)) == 1
             body = (await https[0].get("/api/v1/stream/stats")).json()
             assert body["source_stats"]["METRO"]["current"] == 6

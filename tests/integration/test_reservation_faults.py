@@ -149,7 +149,7 @@ async def test_reservations_survive_sigkill_of_the_service(tmp_path: Path) -> No
             await wait_healthy(http, second)
             stats = (await http.get("/api/v1/stream/stats")).json()
             assert stats["source_stats"]["METRO"]["current"] == 5
-            assert [c["viewer_count"] for c in stats["camera_stats"]] == [5]
+            assert [c["reserved_count"] for c in stats["camera_stats"]] == [5]
             for rid in reserved:
                 renewed = await http.post(f"/api/v1/stream/heartbeat/{rid}")
                 assert renewed.status_code == 200, renewed.text

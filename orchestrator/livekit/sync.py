@@ -1,0 +1,155 @@
+"""The periodic LiveKit pass: presence from listings, ghost removal, orphan ingresses.
+
+Webhooks can be dropped, so every ``livekit_sync_interval_seconds`` this pass lists the
+participants of each room that matters (rate-limited) and lets ``presence_sync`` correct the
+camera's presence. A ``viewer_*`` participant without a live lease of that room is a ghost and
+is removed (design §3 invariant 5); ingresses of cameras no longer in the registry are deleted.
+A failed listing changes nothing, and a second pass over an unchanged world changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from livekit.protocol.models import ParticipantInfo
+
+from orchestrator.domain.ids import (
+    VIEWER_PREFIX,
+    camera_of_publisher,
+    camera_of_room,
+    publisher_identity,
+    reservation_of_identity,
+    room_name,
+)
+from orchestrator.livekit.gateway import LiveKitGateway
+from orchestrator.store.cameras import CameraRegistry
+from orchestrator.store.presence import ListedViewer, PresenceStore, session_version
+
+log = logging.getLogger(__name__)
+
+_ACTIVE = ParticipantInfo.State.ACTIVE
+_INGRESS = ParticipantInfo.Kind.INGRESS
+
+
+class RateLimiter:
+    """At most ``per_second`` acquisitions per second, spaced evenly."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            wait = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class PresenceSync:
+    def __init__(
+        self,
+        gateway: LiveKitGateway,
+        presence: PresenceStore,
+        registry: CameraRegistry,
+        *,
+        lists_per_second: float = 20.0,
+        concurrency: int = 4,
+    ) -> None:
+        self._gateway = gateway
+        self._presence = presence
+        self._registry = registry
+        self._limiter = RateLimiter(lists_per_second)
+        self._slots = asyncio.Semaphore(concurrency)
+        self.totals: Counter[str] = Counter()
+
+    async def run_once(self) -> Counter[str]:
+        """One pass; returns what it changed (``joined``, ``left``, ``ghosts``, ``ingresses``)."""
+        listed_at = await self._presence.server_ms()
+        rooms = await self._gateway.list_rooms()
+        busy = {
+            camera_id
+            for room in rooms
+            if room.num_participants > 0 and (camera_id := camera_of_room(room.name))
+        }
+        existing = {camera_of_room(room.name) for room in rooms}
+        cameras = sorted(busy | await self._presence.tracked_cameras())
+        changes: Counter[str] = Counter()
+        results = await asyncio.gather(
+            *(self._camera(c, listed_at, listed=c in existing) for c in cameras)
+        )
+        for result in results:
+            changes.update(result)
+        changes["ingresses"] += await self._orphan_ingresses()
+        self.totals.update(changes)
+        return +changes
+
+    async def _camera(self, camera_id: str, listed_at: int, *, listed: bool) -> Counter[str]:
+        room = room_name(camera_id)
+        async with self._slots:
+            participants: list[ParticipantInfo] = []
+            if listed:
+                await self._limiter.acquire()
+                participants = await self._gateway.list_participants(room)
+        viewers, publisher, invalid = _split(camera_id, participants)
+        result = await self._presence.sync(
+            camera_id,
+            listed_at_ms=listed_at,
+            viewers=viewers,
+            publisher=publisher,
+            present=await self._presence.present(camera_id),
+        )
+        ghosts = [VIEWER_PREFIX + rid for rid in result.ghosts] + invalid
+        removed = 0
+        for identity in ghosts:
+            if await self._gateway.remove_participant(room, identity):
+                removed += 1
+                log.info(
+                    "ghost viewer removed", extra={"camera_id": camera_id, "identity": identity}
+                )
+        return Counter({"joined": result.joined, "left": result.left, "ghosts": removed})
+
+    async def _orphan_ingresses(self) -> int:
+        deleted = 0
+        for info in await self._gateway.list_ingresses():
+            camera_id = camera_of_publisher(info.name)
+            if camera_id is None or info.participant_identity != info.name:
+                continue  # not one of ours
+            if await self._registry.get(camera_id) is not None:
+                continue
+            if await self._gateway.delete_ingress(info.ingress_id):
+                deleted += 1
+                log.info(
+                    "ingress of a deleted camera removed",
+                    extra={"camera_id": camera_id, "ingress_id": info.ingress_id},
+                )
+        return deleted
+
+
+def _split(
+    camera_id: str, participants: Iterable[ParticipantInfo]
+) -> tuple[list[ListedViewer], tuple[str, str] | None, list[str]]:
+    """Listed viewers (ACTIVE, valid ids), the publisher session, and malformed viewer ids."""
+    viewers: list[ListedViewer] = []
+    publisher: tuple[str, str] | None = None
+    invalid: list[str] = []
+    for p in participants:
+        version = session_version(p.joined_at_ms or p.joined_at * 1000, p.sid)
+        if p.kind == _INGRESS:
+            if p.identity == publisher_identity(camera_id) and p.state == _ACTIVE:
+                publisher = (p.sid, version)
+            continue
+        if not p.identity.startswith(VIEWER_PREFIX):
+            continue
+        rid = reservation_of_identity(p.identity)
+        if rid is None:
+            invalid.append(p.identity)
+        elif p.state == _ACTIVE:
+            viewers.append(ListedViewer(rid, p.sid, version))
+    return viewers, publisher, invalid
