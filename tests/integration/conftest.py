@@ -21,7 +21,12 @@ from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.config import Settings
 from orchestrator.domain.models import Camera
 from orchestrator.wiring import Services
-from tests.images import build_placeholder_pusher_image, build_valkey_image, sweep
+from tests.images import (
+    build_placeholder_pusher_image,
+    build_valkey_image,
+    build_whip_pusher_image,
+    sweep,
+)
 
 LIVEKIT_KEY = "test-api-key"
 LIVEKIT_SECRET = "test-secret-that-is-at-least-32-bytes-long"
@@ -120,6 +125,11 @@ def docker_api() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def pusher_image(docker_api: Any) -> str:
     return build_placeholder_pusher_image(docker_api)
+
+
+@pytest.fixture(scope="session")
+def whip_pusher_image(docker_api: Any) -> str:
+    return build_whip_pusher_image(docker_api)
 
 
 @pytest.fixture(scope="session")

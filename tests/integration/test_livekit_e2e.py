@@ -1,0 +1,332 @@
+"""End to end with the LiveKit wire fake (issue 5): a real ``serve`` process, real Valkey,
+the real Docker engine, and the fake driven over real HTTP by the real ``livekit-api`` client.
+
+Pushers run the locally built WHIP stand-in on the host network: it POSTs an offer to the
+ingress's WHIP URL with the stream key, so the fake brings the ingress participant in (and
+sends ``ingress_started`` / ``participant_joined`` webhooks back to the service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from livekit.api import CreateIngressRequest, IngressInput, LiveKitAPI
+from redis.asyncio import Redis
+
+from orchestrator.domain.ids import new_reservation_id, publisher_identity, room_name
+from orchestrator.livekit.tokens import TokenMinter
+from orchestrator.runtime import CAMERA_LABEL
+from orchestrator.store.cameras import CameraRegistry
+from tests.conftest import add_cameras
+from tests.fakes.livekit import FakeLiveKit, WebhookPolicy
+from tests.images import sweep
+from tests.livekit_helpers import (
+    HEADERS,
+    LIVEKIT_KEY,
+    WEBHOOK_PATH,
+    camera_stats,
+    eventually,
+    reserve,
+)
+from tests.service_process import LIVEKIT_SECRET, ServiceProcess
+
+pytestmark = pytest.mark.docker
+
+LEASE_S = 6.0
+RECONNECT_GRACE_S = 1.5
+SYNC_S = 1.0
+
+
+@pytest.fixture(autouse=True)
+def _sweep_after(docker_api: Any) -> Iterator[None]:
+    yield
+    sweep(docker_api)
+
+
+@dataclass
+class Stack:
+    fake: FakeLiveKit
+    service: ServiceProcess
+    http: httpx.AsyncClient
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    return {
+        "LIVEKIT_API_KEY": LIVEKIT_KEY,
+        "CCTV_LIVEKIT_ENABLED": "true",
+        "CCTV_LIVEKIT_SYNC_INTERVAL_SECONDS": str(SYNC_S),
+        "CCTV_LIVEKIT_TIMEOUT_SECONDS": "0.5",
+        "CCTV_RECONNECT_GRACE_SECONDS": str(RECONNECT_GRACE_S),
+        "CCTV_LEASE_SECONDS": str(LEASE_S),
+        "CCTV_SWEEP_INTERVAL_SECONDS": "0.2",
+        "CCTV_PUSHERS_ENABLED": "false",
+        "CCTV_SOURCE_LIMITS": json.dumps({"METRO": 10_000, "TOTAL": 10_000}),
+        **extra,
+    }
+
+
+def pusher_env(image: str, **extra: str) -> dict[str, str]:
+    return base_env(
+        CCTV_PUSHERS_ENABLED="true",
+        CCTV_PUSHER_IMAGE=image,
+        CCTV_PUSHER_NETWORK="host",
+        CCTV_PUSHER_STOP_TIMEOUT_SECONDS="2",
+        CCTV_DRAIN_GRACE_SECONDS="1",
+        CCTV_PUSHER_TICK_SECONDS="0.1",
+        CCTV_RECONCILE_INTERVAL_SECONDS="1",
+        CCTV_RESTART_INITIAL_SECONDS="0.5",
+        CCTV_RESTART_MAX_SECONDS="2",
+        **extra,
+    )
+
+
+@contextlib.asynccontextmanager
+async def stack(tmp: Path, valkey_url: str, env: dict[str, str]) -> AsyncIterator[Stack]:
+    policy = WebhookPolicy(backoff_seconds=0.05)
+    async with FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET, webhook_policy=policy) as fake:
+        proc = ServiceProcess("lk", tmp, valkey_url, LIVEKIT_URL=fake.url, **env)
+        await asyncio.to_thread(proc.start)
+        fake.webhook_url = proc.url + WEBHOOK_PATH
+        try:
+            async with httpx.AsyncClient(base_url=proc.url, timeout=10) as http:
+                yield Stack(fake, proc, http)
+        except BaseException:
+            print(f"--- service log ---\n{proc.log_tail(80)}")
+            raise
+        finally:
+            await asyncio.to_thread(proc.stop)
+
+
+def running_pushers(docker_api: Any, camera_id: str) -> list[dict[str, Any]]:
+    label = f"{CAMERA_LABEL}={camera_id}"
+    listed = docker_api.api.containers(filters={"label": label, "status": "running"})
+    return list(listed)
+
+
+def container_env(docker_api: Any, container_id: str) -> dict[str, str]:
+    env = docker_api.api.inspect_container(container_id)["Config"]["Env"]
+    return dict(item.split("=", 1) for item in env)
+
+
+async def test_viewers_share_one_ingress_and_pusher_and_the_publisher_is_never_counted(
+    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+) -> None:
+    camera_id, room = "cam-lk", room_name("cam-lk")
+    await add_cameras(CameraRegistry(client), camera_id)
+    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+        first = await reserve(s.http, camera_id)
+
+        async def publishing() -> bool:
+            return bool((await camera_stats(s.http, camera_id))["publisher_connected"])
+
+        await eventually(publishing, 20, "the pusher publishes through the camera's ingress")
+        [ingress] = s.fake.ingresses().values()
+        assert ingress.name == ingress.participant_identity == publisher_identity(camera_id)
+        assert ingress.room_name == room and ingress.enable_transcoding is False
+        created = s.fake.rooms()[room]
+        assert (created.empty_timeout, created.departure_timeout) == (120, 30)
+        [pusher] = running_pushers(docker_api, camera_id)
+        env = container_env(docker_api, pusher["Id"])
+        assert env["WHIP_URL"] == ingress.url == s.fake.whip_url
+        assert env["WHIP_TOKEN"] == ingress.stream_key
+
+        s.fake.join(first["token"])
+        second = await reserve(s.http, camera_id)
+        s.fake.join(second["token"])
+
+        async def two_viewers() -> bool:
+            camera = await camera_stats(s.http, camera_id)
+            return camera["viewer_count"] == 2 and camera["publisher_connected"] is True
+
+        await eventually(two_viewers, 10, "two viewers and the publisher connected")
+        assert s.fake.rooms()[room].num_participants == 3, "LiveKit counts the publisher"
+        assert len(s.fake.ingresses()) == 1, "the second viewer created no ingress"
+        assert s.fake.twirp_calls.count("livekit.Ingress/CreateIngress") == 1
+        assert [c["Id"] for c in running_pushers(docker_api, camera_id)] == [pusher["Id"]]
+
+        s.fake.leave(room, first["identity"])
+
+        async def one_viewer() -> bool:
+            return bool((await camera_stats(s.http, camera_id))["viewer_count"] == 1)
+
+        await eventually(one_viewer, 10, "one viewer after the first left")
+
+        s.fake.fail_ingress(ingress.ingress_id)  # the publisher drops out of the room
+
+        async def publisher_gone() -> bool:
+            camera = await camera_stats(s.http, camera_id)
+            return camera["publisher_connected"] is False
+
+        await eventually(publisher_gone, 10, "the publisher reported gone")
+        camera = await camera_stats(s.http, camera_id)
+        assert camera["viewer_count"] == 1, "without a publisher the count is still exact"
+        assert camera["ingress_status"] == "ENDPOINT_ERROR"
+
+        body = (await s.http.get("/api/v1/stream/stats", headers=HEADERS)).text
+        log = s.service.log_path.read_text()
+        for secret in (ingress.stream_key, LIVEKIT_SECRET):
+            assert secret not in body and secret not in log
+
+
+async def test_a_vanished_viewer_frees_its_quota_at_the_grace_or_at_lease_expiry(
+    client: Redis, valkey_url: str, tmp_path: Path
+) -> None:
+    camera_id, room = "cam-gone", room_name("cam-gone")
+    await add_cameras(CameraRegistry(client), camera_id)
+    env = base_env(CCTV_SOURCE_LIMITS=json.dumps({"METRO": 1, "TOTAL": 10}))
+    async with stack(tmp_path, valkey_url, env) as s:
+        body = {"camera_id": camera_id, "user_id": "op", "source": "METRO"}
+        admitted_now: list[dict[str, Any]] = []
+
+        async def admitted() -> bool:
+            response = await s.http.post("/api/v1/stream/reserve", json=body, headers=HEADERS)
+            assert response.status_code in (201, 429), response.text
+            if response.status_code == 201:
+                admitted_now.append(response.json())
+            return response.status_code == 201
+
+        viewer = await reserve(s.http, camera_id)
+        assert not await admitted(), "the source is full"
+        s.fake.join(viewer["token"])
+
+        async def connected() -> bool:
+            return bool((await camera_stats(s.http, camera_id))["viewer_count"] == 1)
+
+        await eventually(connected, 10, "participant_joined applied")
+        s.fake.leave(room, viewer["identity"])  # the browser closed: no release call
+        freed_after = await eventually(admitted, 10, "quota freed after participant_left")
+        assert freed_after < RECONNECT_GRACE_S + 1.0, freed_after
+
+        # No webhook at all: the slot is held until the lease expires, then freed.
+        reserved_at = time.monotonic()
+        s.fake.webhook_url = None
+        [second] = admitted_now
+        s.fake.join(second["token"])
+        s.fake.leave(room, second["identity"])
+        await asyncio.sleep(LEASE_S - 2.0)
+        assert not await admitted(), "held until the lease expires"
+        await eventually(admitted, 5, "quota freed at lease expiry")
+        assert time.monotonic() - reserved_at >= LEASE_S - 0.5
+
+
+async def test_ghost_viewers_and_orphan_ingresses_are_removed_within_one_pass(
+    client: Redis, valkey_url: str, tmp_path: Path
+) -> None:
+    camera_id, room = "cam-ghost", room_name("cam-ghost")
+    await add_cameras(CameraRegistry(client), camera_id)
+    async with stack(tmp_path, valkey_url, base_env()) as s:
+        kept = await reserve(s.http, camera_id)
+        released = await reserve(s.http, camera_id)
+        s.fake.join(kept["token"])
+        s.fake.join(released["token"])
+        minter = TokenMinter(LIVEKIT_KEY, LIVEKIT_SECRET)
+        stranger = new_reservation_id()  # a valid token, but no reservation was ever made
+        unknown = f"viewer_{stranger}"
+        expires_ms = int(time.time() * 1000) + 600_000
+        s.fake.join(minter.viewer_token(stranger, "intruder", camera_id, expires_ms))
+        async with LiveKitAPI(s.fake.url, LIVEKIT_KEY, LIVEKIT_SECRET) as lk:
+            request = CreateIngressRequest(
+                input_type=IngressInput.WHIP_INPUT,
+                name=publisher_identity("cam-deleted"),
+                room_name=room_name("cam-deleted"),
+                participant_identity=publisher_identity("cam-deleted"),
+            )
+            orphan = await asyncio.wait_for(lk.ingress.create_ingress(request), 5)
+        response = await s.http.delete(
+            f"/api/v1/stream/release/{released['reservation_id']}", headers=HEADERS
+        )
+        assert response.status_code == 200
+
+        def identities() -> set[str]:
+            return {p.identity for p in s.fake.participants(room)}
+
+        removed_at = time.monotonic()
+
+        async def ghosts_gone() -> bool:
+            gone = {released["identity"], unknown}.isdisjoint(identities())
+            return gone and orphan.ingress_id not in s.fake.ingresses()
+
+        took = await eventually(ghosts_gone, 2 * SYNC_S + 2.0, "ghosts and the orphan removed")
+        assert took <= 2 * SYNC_S + 2.0
+        assert identities() == {kept["identity"]}, "the viewer with a lease stays"
+        removals = s.fake.twirp_calls.count("livekit.RoomService/RemoveParticipant")
+        deletions = s.fake.twirp_calls.count("livekit.Ingress/DeleteIngress")
+        assert (removals, deletions) == (2, 1)
+        await asyncio.sleep(3 * SYNC_S)  # more passes over the corrected world change nothing
+        assert s.fake.twirp_calls.count("livekit.RoomService/RemoveParticipant") == removals
+        assert s.fake.twirp_calls.count("livekit.Ingress/DeleteIngress") == deletions
+        assert identities() == {kept["identity"]}
+        assert (await camera_stats(s.http, camera_id))["viewer_count"] == 1
+        assert time.monotonic() - removed_at > 3 * SYNC_S
+
+
+async def _reserve_latencies(http: httpx.AsyncClient, cameras: list[str], n: int) -> list[float]:
+    body = {"user_id": "op", "source": "METRO"}
+    latencies: list[float] = []
+    for i in range(n):
+        started = time.perf_counter()
+        response = await http.post(
+            "/api/v1/stream/reserve",
+            json={**body, "camera_id": cameras[i % len(cameras)]},
+            headers=HEADERS,
+            timeout=5,
+        )
+        latencies.append(time.perf_counter() - started)
+        assert response.status_code == 201, response.text
+    return latencies
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+async def test_reserve_stays_fast_while_livekit_is_down_or_hanging_and_recovers(
+    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+) -> None:
+    down, hung = ["cam-down-1", "cam-down-2"], ["cam-hung-1", "cam-hung-2"]
+    await add_cameras(CameraRegistry(client), *down, *hung)
+    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+        await s.fake.stop()
+        stopped = await _reserve_latencies(s.http, down, 200)
+        ready = await s.http.get("/ready")
+        assert ready.status_code == 200 and ready.json()["degraded"] == ["livekit"]
+        await s.fake.start()
+
+        async def publishing(cameras: list[str]) -> bool:
+            for camera_id in cameras:
+                if not (await camera_stats(s.http, camera_id))["publisher_connected"]:
+                    return False
+            return True
+
+        await eventually(lambda: publishing(down), 20, "pushers started once LiveKit is back")
+
+        s.fake.hang()
+        hanging = await _reserve_latencies(s.http, hung, 200)
+        ready = await s.http.get("/ready")
+        assert ready.status_code == 200 and ready.json()["degraded"] == ["livekit"]
+        s.fake.release()
+        await eventually(lambda: publishing(hung), 20, "pushers started once LiveKit answers")
+        assert (await s.http.get("/ready")).json()["status"] == "ok"
+
+        metrics = (await s.http.get("/metrics")).text
+        errors = [line for line in metrics.splitlines() if line.startswith("cctv_livekit_errors")]
+        assert any('kind="connection"' in line for line in errors), errors
+        assert any('kind="timeout"' in line for line in errors), errors
+        print(
+            f"reserve p99 with LiveKit stopped {p99(stopped) * 1000:.1f} ms, "
+            f"hanging {p99(hanging) * 1000:.1f} ms; max {max(stopped + hanging) * 1000:.1f} ms"
+        )
+        assert p99(stopped) < 0.050 and p99(hanging) < 0.050
+        assert max(stopped + hanging) < 2.0, "no request hangs"
+        for camera_id in down + hung:
+            assert len(running_pushers(docker_api, camera_id)) == 1
