@@ -61,7 +61,7 @@ redis.call('ZADD', KEYS[3], expires, member)
 redis.call('ZADD', KEYS[4], expires, member)
 redis.call('HSET', KEYS[1], 'member', member, 'camera_id', ARGV[3], 'source', ARGV[4],
   'user_id', ARGV[5], 'quality', ARGV[6], 'created_at', now, 'expires_at', expires,
-  'connected', '0', 'token_expires_at', now + token_ms)
+  'token_expires_at', now + token_ms)
 redis.call('PEXPIREAT', KEYS[1], expires + gc_ms)
 redis.call('SET', KEYS[5], used + 1)
 redis.call('SADD', KEYS[11], ARGV[4])

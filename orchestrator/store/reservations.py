@@ -271,7 +271,7 @@ class ReservationStore:
             quality=data.get("quality", ""),
             created_at_ms=int(float(data["created_at"])),
             expires_at_ms=int(float(data["expires_at"])),
-            connected=data.get("connected") == "1",
+            connected=bool(data.get("lk_sid")),  # a LiveKit session is in the room
         )
         now = int(time.time() * 1000) + self.clock_offset_ms
         return info if info.expires_at_ms > now else None

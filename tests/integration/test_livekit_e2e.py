@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from livekit.api import CreateIngressRequest, IngressInput, LiveKitAPI
+from livekit.api import CreateIngressRequest, DeleteIngressRequest, IngressInput, LiveKitAPI
 from redis.asyncio import Redis
 
 from orchestrator.domain.ids import new_reservation_id, publisher_identity, room_name
@@ -212,11 +212,53 @@ async def test_a_vanished_viewer_frees_its_quota_at_the_grace_or_at_lease_expiry
         s.fake.webhook_url = None
         [second] = admitted_now
         s.fake.join(second["token"])
+        # No participant_joined arrives: the periodic listing corrects the count both ways.
+        await eventually(connected, 2 * SYNC_S + 2, "the listing found the joined viewer")
         s.fake.leave(room, second["identity"])
-        await asyncio.sleep(LEASE_S - 2.0)
+        await eventually(
+            lambda: _viewer_count_is(s.http, camera_id, 0), 2 * SYNC_S + 2, "listing: left"
+        )
+        assert time.monotonic() - reserved_at < LEASE_S - 2.0, "too slow to test the expiry"
+        await asyncio.sleep(reserved_at + LEASE_S - 1.0 - time.monotonic())
         assert not await admitted(), "held until the lease expires"
         await eventually(admitted, 5, "quota freed at lease expiry")
         assert time.monotonic() - reserved_at >= LEASE_S - 0.5
+
+
+async def _viewer_count_is(http: httpx.AsyncClient, camera_id: str, count: int) -> bool:
+    return bool((await camera_stats(http, camera_id))["viewer_count"] == count)
+
+
+async def test_an_ingress_gone_from_livekit_is_recreated_at_the_next_start(
+    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+) -> None:
+    camera_id = "cam-recreate"
+    await add_cameras(CameraRegistry(client), camera_id)
+    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+
+        async def publishing() -> bool:
+            return bool((await camera_stats(s.http, camera_id))["publisher_connected"])
+
+        first = await reserve(s.http, camera_id)
+        await eventually(publishing, 20, "first start publishes")
+        [old] = s.fake.ingresses().values()
+        await s.http.delete(f"/api/v1/stream/release/{first['reservation_id']}", headers=HEADERS)
+        await eventually(lambda: _no_pusher(docker_api, camera_id), 15, "the pusher is torn down")
+        async with LiveKitAPI(s.fake.url, LIVEKIT_KEY, LIVEKIT_SECRET) as lk:
+            request = DeleteIngressRequest(ingress_id=old.ingress_id)
+            await asyncio.wait_for(lk.ingress.delete_ingress(request), 5)
+
+        await reserve(s.http, camera_id)
+        await eventually(publishing, 20, "the next start publishes through a new ingress")
+        [new] = s.fake.ingresses().values()
+        assert new.ingress_id != old.ingress_id
+        assert await client.hget(f"stream:metadata:{camera_id}", "ingress_id") == new.ingress_id
+        [pusher] = running_pushers(docker_api, camera_id)
+        assert container_env(docker_api, pusher["Id"])["WHIP_TOKEN"] == new.stream_key
+
+
+async def _no_pusher(docker_api: Any, camera_id: str) -> bool:
+    return not running_pushers(docker_api, camera_id)
 
 
 async def test_ghost_viewers_and_orphan_ingresses_are_removed_within_one_pass(
