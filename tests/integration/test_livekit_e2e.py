@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import statistics
 import time
@@ -298,8 +299,9 @@ async def test_ghost_viewers_and_orphan_ingresses_are_removed_within_one_pass(
             gone = {released["identity"], unknown}.isdisjoint(identities())
             return gone and orphan.ingress_id not in s.fake.ingresses()
 
-        took = await eventually(ghosts_gone, 2 * SYNC_S + 2.0, "ghosts and the orphan removed")
-        assert took <= 2 * SYNC_S + 2.0
+        # One pass starts at most SYNC_S after the release; the margin covers the pass itself.
+        took = await eventually(ghosts_gone, SYNC_S + 1.0, "ghosts and the orphan removed")
+        print(f"ghosts removed {took:.2f} s after the release (pass every {SYNC_S} s)")
         assert identities() == {kept["identity"]}, "the viewer with a lease stays"
         removals = s.fake.twirp_calls.count("livekit.RoomService/RemoveParticipant")
         deletions = s.fake.twirp_calls.count("livekit.Ingress/DeleteIngress")
@@ -332,6 +334,11 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
+# The fake's listener is closed and its requests held while the service's client gives up on
+# them: the fake's aiohttp server leaves those server-side transports to the GC (a test-side
+# leak, collected below under this test's filters).
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_reserve_stays_fast_while_livekit_is_down_or_hanging_and_recovers(
     client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
 ) -> None:
@@ -372,3 +379,4 @@ async def test_reserve_stays_fast_while_livekit_is_down_or_hanging_and_recovers(
         assert max(stopped + hanging) < 2.0, "no request hangs"
         for camera_id in down + hung:
             assert len(running_pushers(docker_api, camera_id)) == 1
+    gc.collect()
