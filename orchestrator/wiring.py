@@ -32,6 +32,7 @@ from orchestrator.pusher.store import PusherStore
 from orchestrator.pusher.watcher import EventWatcher
 from orchestrator.reconciler.loops import GuardedLoop, LoopGroup
 from orchestrator.runtime import DockerRuntime
+from orchestrator.state_metrics import StateGauges
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
 from orchestrator.store.presence import PresencePolicy, PresenceStore
@@ -97,6 +98,7 @@ class Services:
     webhook_effects: WebhookEffects
     webhook_metrics: WebhookMetrics
     metrics_registry: CollectorRegistry
+    state_gauges: StateGauges
     livekit: LiveKitGateway | None = None
     presence_sync: PresenceSync | None = None
 
@@ -230,6 +232,7 @@ async def open_services(
         webhook_effects=WebhookEffects(presence, store),
         webhook_metrics=WebhookMetrics(metrics_registry),
         metrics_registry=metrics_registry,
+        state_gauges=StateGauges(StatsReader(client, policy), metrics_registry),
         livekit=livekit,
         presence_sync=presence_sync,
     )

@@ -51,5 +51,6 @@ async def _check(probe: Callable[[], Awaitable[bool]]) -> str:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(services: ServicesDep) -> Response:
-    """Prometheus text exposition."""
+    """Prometheus text exposition; gauges of shared state are read from Valkey now."""
+    await services.state_gauges.refresh()
     return Response(generate_latest(services.metrics_registry), media_type=CONTENT_TYPE_LATEST)

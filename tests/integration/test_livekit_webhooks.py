@@ -47,7 +47,11 @@ LEFT, JOINED = "participant_left", "participant_joined"
 @pytest.fixture
 async def service(valkey_url: str, client: Redis, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
     limits = {"METRO": 10_000, "TOTAL": 10_000}
-    env = {"CCTV_SOURCE_LIMITS": json.dumps(limits), "CCTV_SWEEP_INTERVAL_SECONDS": "0.2"}
+    env = {
+        "CCTV_SOURCE_LIMITS": json.dumps(limits),
+        "CCTV_SWEEP_INTERVAL_SECONDS": "0.2",
+        "CCTV_PUSHERS_ENABLED": "false",
+    }
     proc = ServiceProcess("hooks", tmp_path, valkey_url, **env)
     await asyncio.to_thread(proc.start)
     try:

@@ -1,0 +1,67 @@
+"""Gauges about shared state, read from Valkey at scrape time (issue 6).
+
+Every replica answers ``/metrics`` from the same Valkey read (``StatsReader``), so all of them
+report the same truth; nothing here is a per-process counter. Camera gauges cover active
+cameras only (bounded label sets: a camera leaves the series when it goes idle).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from orchestrator.errors import TemporaryError
+from orchestrator.store.stats import StatsReader
+
+PUSHER_STATES = ("IDLE", "STARTING", "RUNNING", "DRAINING", "STOPPING", "FAILED")
+
+
+class StateGauges:
+    def __init__(self, reader: StatsReader, registry: CollectorRegistry) -> None:
+        self._reader = reader
+        self.reservations = Gauge(
+            "cctv_reservations_active",
+            "Live reservations (leases) per source.",
+            ["source"],
+            registry=registry,
+        )
+        self.limits = Gauge(
+            "cctv_source_limit", "Reservation limit per source (TOTAL: global).", ["source"],
+            registry=registry,
+        )  # fmt: skip
+        self.pushers = Gauge(
+            "cctv_pushers", "Active cameras by pusher state.", ["state"], registry=registry
+        )
+        self.viewers = Gauge(
+            "cctv_camera_viewers",
+            "Viewers connected to the camera's LiveKit room with a live reservation "
+            "(active cameras only; the publisher is never counted).",
+            ["camera_id"],
+            registry=registry,
+        )
+        self.read_ok = Gauge(
+            "cctv_state_read_ok",
+            "1 when this scrape read the shared state from Valkey, 0 when it could not "
+            "(the state gauges are then absent).",
+            registry=registry,
+        )
+
+    async def refresh(self) -> None:
+        """Replace every series with what Valkey holds now (none when Valkey is down)."""
+        for gauge in (self.reservations, self.limits, self.pushers, self.viewers):
+            gauge.clear()
+        try:
+            stats = await self._reader.read()
+        except TemporaryError:
+            self.read_ok.set(0)
+            return
+        self.read_ok.set(1)
+        for source in stats.sources:
+            self.reservations.labels(source.source).set(source.current)
+            self.limits.labels(source.source).set(source.limit)
+        self.limits.labels("TOTAL").set(stats.total_limit)
+        by_state = dict.fromkeys(PUSHER_STATES, 0)
+        for camera in stats.cameras:
+            by_state[camera.pusher_state] = by_state.get(camera.pusher_state, 0) + 1
+            self.viewers.labels(camera.camera_id).set(camera.viewer_count)
+        for state, count in by_state.items():
+            self.pushers.labels(state).set(count)
