@@ -57,7 +57,7 @@ class IngressManager:
                 extra={"camera_id": camera_id, "ingress_id": bound},
             )
         # One of ours may exist unbound (a start that died between create and bind): adopt it.
-        existing = [i for i in await self._gateway.list_ingresses(room_name(camera_id))]
+        existing = await self._gateway.list_ingresses(room_name(camera_id))
         adopted = next((i for i in existing if _ours(i, camera_id)), None)
         info = adopted or await self._create(camera_id)
         kept = await self._presence.bind_ingress(
