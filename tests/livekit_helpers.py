@@ -7,11 +7,9 @@ Webhook bodies are built from real ``livekit.protocol`` messages and signed like
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -107,15 +105,3 @@ async def camera_stats(http: httpx.AsyncClient, camera_id: str) -> dict[str, Any
         if camera["camera_id"] == camera_id:
             return dict(camera)
     return {"viewer_count": 0, "reserved_count": 0, "publisher_connected": False}
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05
-) -> float:
-    """Seconds until ``check`` held; fails naming ``what`` after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await check():
-            return time.monotonic() - started
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not within {timeout} s: {what}")

@@ -26,8 +26,9 @@ from orchestrator.domain.ids import (
     room_name,
 )
 from orchestrator.livekit.gateway import LiveKitGateway
+from orchestrator.livekit.webhooks import participant_version
 from orchestrator.store.cameras import CameraRegistry
-from orchestrator.store.presence import ListedViewer, PresenceStore, session_version
+from orchestrator.store.presence import ListedViewer, PresenceStore
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def _split(
     publisher: tuple[str, str] | None = None
     invalid: list[str] = []
     for p in participants:
-        version = session_version(p.joined_at_ms or p.joined_at * 1000, p.sid)
+        version = participant_version(p)
         if p.kind == _INGRESS:
             if p.identity == publisher_identity(camera_id) and p.state == _ACTIVE:
                 publisher = (p.sid, version)

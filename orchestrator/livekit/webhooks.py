@@ -47,6 +47,11 @@ KNOWN_EVENTS = frozenset(
 )
 
 
+def participant_version(p: ParticipantInfo) -> str:
+    """The order of ``p``'s session among its identity's sessions (``session_version``)."""
+    return session_version(p.joined_at_ms or p.joined_at * 1000, p.sid)
+
+
 class WebhookVerifier:
     def __init__(
         self,
@@ -117,7 +122,7 @@ class WebhookEffects:
         if camera_id is None or not p.sid:
             return "ignored"
         joined = event.event == "participant_joined"
-        version = session_version(p.joined_at_ms or p.joined_at * 1000, p.sid)
+        version = participant_version(p)
         if p.kind == ParticipantInfo.Kind.INGRESS:
             if camera_of_publisher(p.identity) != camera_id:
                 return "ignored"

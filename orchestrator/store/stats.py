@@ -63,10 +63,6 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
-def _rid(member: str) -> str:
-    return member.split("|", 1)[0]
-
-
 class StatsReader:
     def __init__(self, client: Redis, policy: LeasePolicy, *, clock_offset_ms: int = 0) -> None:
         self._client = client
@@ -101,8 +97,11 @@ class StatsReader:
         for i, camera_id in enumerate(cameras):
             members, meta, name, present = rows[4 * i : 4 * i + 4]
             by_source: dict[str, int] = {}
+            connected = 0
             for member in members:
-                source = Lease.parse(member).source
+                lease = Lease.parse(member)
+                source = lease.source
+                connected += lease.reservation_id in present
                 by_source[source] = by_source.get(source, 0) + 1
                 cameras_of.setdefault(source, set()).add(camera_id)
                 counts_of[source] = counts_of.get(source, 0) + 1
@@ -113,9 +112,7 @@ class StatsReader:
                 CameraStat(
                     camera_id=camera_id,
                     camera_name=name or camera_id,
-                    viewer_count=sum(
-                        1 for m in members if Lease.parse(m).reservation_id in present
-                    ),
+                    viewer_count=connected,
                     reserved_count=len(members),
                     publisher_connected=bool(meta.get("pub_sid")),
                     ingress_status=meta.get("ingress_status") or None,

@@ -52,6 +52,7 @@ def start_service(valkey_url: str, tmp: Path, port: int) -> subprocess.Popen[byt
         "LIVEKIT_API_SECRET": "bench-secret-that-is-at-least-32-bytes",
         "CCTV_DATA_DIR": str(tmp / "data"),
         "CCTV_LIVEKIT_ENABLED": "false",
+        "CCTV_PUSHERS_ENABLED": "false",  # the REST API alone; pusher_start measures pushers
     }
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env

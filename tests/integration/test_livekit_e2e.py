@@ -36,10 +36,10 @@ from tests.livekit_helpers import (
     LIVEKIT_KEY,
     WEBHOOK_PATH,
     camera_stats,
-    eventually,
     reserve,
 )
 from tests.service_process import LIVEKIT_SECRET, ServiceProcess
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.docker
 

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from tests.conftest import add_cameras
 from tests.docker_proxy import DelayingDockerProxy
 from tests.images import sweep
 from tests.service_process import ADMIN_KEY, ServiceProcess
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.docker
 
@@ -103,18 +104,6 @@ def running_of(api: Any, camera_id: str) -> list[dict[str, Any]]:
 def managed(api: Any) -> list[dict[str, Any]]:
     label = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     return list(api.api.containers(all=True, filters={"label": label}))
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05
-) -> float:
-    """Seconds until ``check`` held; fails with ``what`` after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await check():
-            return time.monotonic() - started
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 async def camera_stats(http: httpx.AsyncClient, camera_id: str) -> dict[str, Any]:
@@ -202,7 +191,7 @@ async def test_300_concurrent_first_viewers_over_3_processes_start_exactly_one_p
                     await asyncio.to_thread(running_of, docker_api, "cam-race")
                 )
 
-            await wait_for(one_running, 30, "the pusher of cam-race running")
+            await eventually(one_running, 30, "the pusher of cam-race running")
             await asyncio.sleep(2 * CLAIM_S)  # any straggling claim would have acted by now
             stats = await camera_stats(https[1], "cam-race")
             assert stats["reserved_count"] == 300
@@ -231,7 +220,7 @@ async def test_50_cameras_by_4_viewers_give_50_pushers_and_none_after_release(
                 running = await asyncio.to_thread(managed, docker_api)
                 return sum(1 for c in running if c["State"] == "running") == 50
 
-            await wait_for(fifty_running, 90, "50 running pushers", interval=0.25)
+            await eventually(fifty_running, 90, "50 running pushers", interval=0.25)
             assert len(await asyncio.to_thread(managed, docker_api)) == 50
             await asyncio.gather(*(release(https[i % 2], rid) for i, rid in enumerate(rids)))
             released_at = time.monotonic()
@@ -239,7 +228,7 @@ async def test_50_cameras_by_4_viewers_give_50_pushers_and_none_after_release(
             async def none_left() -> bool:
                 return not await asyncio.to_thread(managed, docker_api)
 
-            await wait_for(none_left, 30, "every pusher removed", interval=0.1)
+            await eventually(none_left, 30, "every pusher removed", interval=0.1)
             took = time.monotonic() - released_at
             assert took <= GRACE_S + 2, f"last pusher went {took:.2f} s after the last release"
             body = (await https[0].get("/api/v1/stream/stats")).json()
@@ -262,7 +251,7 @@ async def test_reserve_inside_the_grace_keeps_the_same_container(
             async def running() -> bool:
                 return bool((await camera_stats(http, "cam-grace"))["pusher_state"] == "RUNNING")
 
-            await wait_for(running, 30, "cam-grace running")
+            await eventually(running, 30, "cam-grace running")
             (before,) = running_of(docker_api, "cam-grace")
             await release(http, rid)
             assert (await camera_stats(http, "cam-grace"))["pusher_state"] == "DRAINING"
@@ -291,7 +280,7 @@ async def test_killed_pusher_is_restarted_with_backoff_and_counters_untouched(
                 stats = await camera_stats(https[0], "cam-kill")
                 return bool(stats["pusher_state"] == "RUNNING")
 
-            await wait_for(running, 30, "cam-kill running")
+            await eventually(running, 30, "cam-kill running")
             (first,) = running_of(docker_api, "cam-kill")
             docker_api.api.kill(first["Id"])
             killed_at = time.monotonic()
@@ -300,7 +289,7 @@ async def test_killed_pusher_is_restarted_with_backoff_and_counters_untouched(
                 now = await asyncio.to_thread(running_of, docker_api, "cam-kill")
                 return len(now) == 1 and now[0]["Id"] != first["Id"] and await running()
 
-            await wait_for(replaced, 15, "a new pusher after docker kill")
+            await eventually(replaced, 15, "a new pusher after docker kill")
             took = time.monotonic() - killed_at
             # First restart delay: 1 s + up to 1 s jitter; plus event delivery and the start.
             assert took < 2.0 + 5.0, f"restart took {took:.1f} s"
@@ -333,7 +322,7 @@ async def test_sigkill_of_the_claimant_mid_start_is_taken_over(
                 async def create_in_flight() -> bool:
                     return proxy.delayed_creates > 0
 
-                await wait_for(create_in_flight, 10, "orch-0 sending its create")
+                await eventually(create_in_flight, 10, "orch-0 sending its create")
                 procs[0].kill()
                 killed_at = time.monotonic()
 
@@ -346,7 +335,7 @@ async def test_sigkill_of_the_claimant_mid_start_is_taken_over(
                         and now[0]["State"] == "running"
                     )
 
-                took = await wait_for(converged, CLAIM_S + 5, "one running pusher after SIGKILL")
+                took = await eventually(converged, CLAIM_S + 5, "one running pusher after SIGKILL")
                 stats = await camera_stats(https[1], "cam-crash")
                 assert stats["generation"] >= 2, "the claim was taken over"
                 assert stats["reserved_count"] == 1
@@ -416,7 +405,7 @@ async def test_dockerd_restart_converges_without_duplicates_or_lost_viewers(
                         return False
                 return True
 
-            await wait_for(all_running, 30, "three pushers running")
+            await eventually(all_running, 30, "three pushers running")
             before = {c: running_of(docker_api, c)[0]["Id"] for c in ids}
             with warnings.catch_warnings():
                 # Sockets to the old engine die with it; the SDK leaves them to the collector.
@@ -424,7 +413,7 @@ async def test_dockerd_restart_converges_without_duplicates_or_lost_viewers(
                 await asyncio.to_thread(restart_dockerd)
                 docker_api.api.close()  # drop pooled connections to the old engine
                 gc.collect()
-            await wait_for(all_running, 60, "three pushers running after the dockerd restart")
+            await eventually(all_running, 60, "three pushers running after the dockerd restart")
             await asyncio.sleep(3)
             assert await all_running(), "state did not stay converged"
             for camera_id in ids:
