@@ -15,6 +15,7 @@ from orchestrator.api.app import create_app
 from orchestrator.auth import Principal, Role, dev_admin_key
 from orchestrator.config import Settings
 from orchestrator.logs import configure
+from orchestrator.oncall import commands
 from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.wiring import keyring_from
 
@@ -85,6 +86,9 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+commands.register(app)
 
 
 def main() -> None:

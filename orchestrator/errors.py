@@ -106,18 +106,19 @@ class TemporaryError(OrchestratorError):
 
     code = "SERVICE_UNAVAILABLE"
     retry_after_seconds: float = 1.0
+    dependency = "unknown"  # the ``cctv_dependency_errors_total`` label
 
 
 class StoreUnavailable(TemporaryError):
-    pass
+    dependency = "valkey"
 
 
 class RuntimeUnavailable(TemporaryError):
-    pass
+    dependency = "docker"
 
 
 class LiveKitUnavailable(TemporaryError):
-    pass
+    dependency = "livekit"
 
 
 class ContainerConflict(OrchestratorError):

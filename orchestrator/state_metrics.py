@@ -7,6 +7,8 @@ cameras only (bounded label sets: a camera leaves the series when it goes idle).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Gauge
 
 from orchestrator.errors import TemporaryError
@@ -16,8 +18,14 @@ PUSHER_STATES = ("IDLE", "STARTING", "RUNNING", "DRAINING", "STOPPING", "FAILED"
 
 
 class StateGauges:
-    def __init__(self, reader: StatsReader, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        reader: StatsReader,
+        registry: CollectorRegistry,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
         self._reader = reader
+        self._on_error = on_error
         self.reservations = Gauge(
             "cctv_reservations_active",
             "Live reservations (leases) per source.",
@@ -51,7 +59,9 @@ class StateGauges:
             gauge.clear()
         try:
             stats = await self._reader.read()
-        except TemporaryError:
+        except TemporaryError as exc:
+            if self._on_error is not None:
+                self._on_error(exc)
             self.read_ok.set(0)
             return
         self.read_ok.set(1)

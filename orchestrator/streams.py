@@ -13,6 +13,7 @@ from orchestrator.auth import Principal
 from orchestrator.domain.models import Admission, Lease, Release
 from orchestrator.errors import Forbidden, ReservationNotFound
 from orchestrator.livekit.tokens import TokenMinter
+from orchestrator.metrics import ServiceMetrics
 from orchestrator.store.reservations import ReservationStore
 from orchestrator.store.stats import StatsReader, StreamStats
 
@@ -40,18 +41,27 @@ class StreamService:
         tokens: TokenMinter,
         *,
         on_claim: OnClaim | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.store = store
         self.stats_reader = stats
         self.tokens = tokens
         self._on_claim = on_claim
+        self._metrics = metrics
 
     async def reserve(
         self, principal: Principal, camera_id: str, source: str, user_id: str, quality: str
     ) -> Reserved:
         if not principal.may_act_for(source):
             raise Forbidden(f"key {principal.name} may not act for source {source}")
-        admission = await self.store.reserve(camera_id, source, user_id, quality)
+        try:
+            admission = await self.store.reserve(camera_id, source, user_id, quality)
+        except Exception as exc:
+            if self._metrics is not None:
+                self._metrics.reserve(source, exc)
+            raise
+        if self._metrics is not None:
+            self._metrics.reserve(source, None)
         token = self.tokens.viewer_token(
             admission.reservation_id, user_id, camera_id, admission.token_expires_at_ms
         )

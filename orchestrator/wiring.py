@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -23,7 +24,8 @@ from orchestrator.livekit.gateway import LiveKitGateway
 from orchestrator.livekit.ingress import IngressManager, RoomPolicy
 from orchestrator.livekit.sync import PresenceSync
 from orchestrator.livekit.tokens import TokenMinter
-from orchestrator.livekit.webhooks import WebhookEffects, WebhookMetrics, WebhookVerifier
+from orchestrator.livekit.webhooks import WebhookEffects, WebhookVerifier
+from orchestrator.metrics import ServiceMetrics
 from orchestrator.pusher.backoff import RestartPolicy
 from orchestrator.pusher.lifecycle import Lifecycle
 from orchestrator.pusher.reconcile import Reconciler
@@ -96,7 +98,7 @@ class Services:
     presence: PresenceStore
     webhooks: WebhookVerifier
     webhook_effects: WebhookEffects
-    webhook_metrics: WebhookMetrics
+    metrics: ServiceMetrics
     metrics_registry: CollectorRegistry
     state_gauges: StateGauges
     livekit: LiveKitGateway | None = None
@@ -124,8 +126,14 @@ def whip_targets(
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, *, keyring: KeyRing | None = None, run_loops: bool = True
+    settings: Settings,
+    *,
+    keyring: KeyRing | None = None,
+    run_loops: bool = True,
+    seed_cameras: bool = True,
 ) -> AsyncIterator[Services]:
+    """``run_loops`` False: no background loops (the CLI); ``seed_cameras`` False: leave the
+    registry as it is even when ``CCTV_CAMERAS_FILE`` is set."""
     if not settings.valkey_url:
         raise InvalidInput("no Valkey URL: set VALKEY_URL or start the embedded server")
     client = connect(settings.valkey_url, timeout_seconds=settings.valkey_timeout_seconds)
@@ -144,6 +152,7 @@ async def open_services(
         client, scripts, owner=owner, claim_ms=policy.claim_ms, restart=restart_policy(settings)
     )
     metrics_registry = CollectorRegistry()
+    metrics = ServiceMetrics(metrics_registry)
     presence = PresenceStore(
         client,
         scripts,
@@ -160,7 +169,7 @@ async def open_services(
             registry=metrics_registry,
         )
     targets = whip_targets(settings, livekit, presence)
-    lifecycle = Lifecycle(pushers, runtime, registry, SpecFactory(settings), targets)
+    lifecycle = Lifecycle(pushers, runtime, registry, SpecFactory(settings), targets, metrics)
     reconciler = Reconciler(lifecycle)
     tokens = TokenMinter(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
     streams = StreamService(
@@ -168,28 +177,27 @@ async def open_services(
         StatsReader(client, policy),
         tokens,
         on_claim=lifecycle.on_claim if settings.pushers_enabled else None,
+        metrics=metrics,
     )
+
+    async def expire() -> None:
+        report = await store.expire_all(settings.expire_batch_size)
+        metrics.leases_expired.inc(report.expired)
+
+    loop = partial(GuardedLoop, on_error=metrics.dependency_error)
     loops = LoopGroup(
-        [
-            GuardedLoop(
-                "expire-leases",
-                lambda: store.expire_all(settings.expire_batch_size),
-                interval_seconds=settings.sweep_interval_seconds,
-            )
-        ]
+        [loop("expire-leases", expire, interval_seconds=settings.sweep_interval_seconds)]
     )
     if settings.pushers_enabled:
         watcher = EventWatcher(reconciler)
         loops.loops += [
-            GuardedLoop(
-                "pusher-tick", lifecycle.tick, interval_seconds=settings.pusher_tick_seconds
-            ),
-            GuardedLoop(
+            loop("pusher-tick", lifecycle.tick, interval_seconds=settings.pusher_tick_seconds),
+            loop(
                 "reconcile",
                 reconciler.run_once,
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
-            GuardedLoop(
+            loop(
                 "docker-events",
                 lambda: watcher.run(loops.stop_event),
                 interval_seconds=settings.reconcile_interval_seconds,
@@ -202,9 +210,10 @@ async def open_services(
             presence,
             registry,
             lists_per_second=settings.livekit_list_rate_per_second,
+            metrics=metrics,
         )
         loops.loops.append(
-            GuardedLoop(
+            loop(
                 "livekit-sync",
                 presence_sync.run_once,
                 interval_seconds=settings.livekit_sync_interval_seconds,
@@ -230,16 +239,18 @@ async def open_services(
             max_age_seconds=settings.webhook_max_age_seconds,
         ),
         webhook_effects=WebhookEffects(presence, store),
-        webhook_metrics=WebhookMetrics(metrics_registry),
+        metrics=metrics,
         metrics_registry=metrics_registry,
-        state_gauges=StateGauges(StatsReader(client, policy), metrics_registry),
+        state_gauges=StateGauges(
+            StatsReader(client, policy), metrics_registry, metrics.dependency_error
+        ),
         livekit=livekit,
         presence_sync=presence_sync,
     )
     try:
         if livekit is not None:
             await livekit.start()
-        if settings.cameras_file is not None:
+        if settings.cameras_file is not None and seed_cameras:
             count = await registry.seed(settings.cameras_file)
             log.info("cameras seeded", extra={"count": count, "file": str(settings.cameras_file)})
         if run_loops:

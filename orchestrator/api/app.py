@@ -10,8 +10,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator import __version__
 from orchestrator.api import errors, routes_admin, routes_health, routes_livekit, routes_streams
+from orchestrator.api.timing import RequestTiming
 from orchestrator.auth import KeyRing
 from orchestrator.config import Settings
+from orchestrator.metrics import ServiceMetrics
 from orchestrator.wiring import open_services
 
 
@@ -49,7 +51,13 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(RequestTiming, metrics=lambda: _metrics_of(app))
     errors.install(app, quota_retry_after_seconds=settings.quota_retry_after_seconds)
     for module in (routes_streams, routes_admin, routes_livekit, routes_health):
         app.include_router(module.router)
     return app
+
+
+def _metrics_of(app: FastAPI) -> ServiceMetrics | None:
+    services = getattr(app.state, "services", None)
+    return services.metrics if services is not None else None

@@ -48,7 +48,10 @@ def error_json(status: int, code: str, message: str, **extra: object) -> JSONRes
 
 def install(app: FastAPI, *, quota_retry_after_seconds: int) -> None:
     @app.exception_handler(OrchestratorError)
-    async def orchestrator_error(_: Request, exc: OrchestratorError) -> JSONResponse:
+    async def orchestrator_error(request: Request, exc: OrchestratorError) -> JSONResponse:
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            services.metrics.dependency_error(exc)
         status = next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
         if status == 500:
             log.error("internal error", extra={"error": repr(exc), "code": exc.code})

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Request
 from orchestrator.api.deps import ServicesDep
 from orchestrator.api.schemas import ErrorResponse, WebhookAck
 from orchestrator.errors import WebhookRejected
-from orchestrator.livekit.webhooks import MAX_BODY_BYTES, UNVERIFIED
+from orchestrator.livekit.webhooks import MAX_BODY_BYTES, UNVERIFIED, event_label
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/livekit", tags=["livekit"])
@@ -41,16 +41,16 @@ async def livekit_webhook(
     The ``Authorization`` header is the bare JWT LiveKit signs (no ``Bearer``); its
     ``sha256`` claim must match the body, and it must be at most 5 minutes old.
     """
-    metrics = services.webhook_metrics
+    metrics = services.metrics
     body = await _bounded_body(request)
     try:
         event = services.webhooks.verify(body, authorization)
     except WebhookRejected as exc:
-        metrics.count(UNVERIFIED, "rejected")
+        metrics.webhook(UNVERIFIED, "rejected")
         log.warning("webhook rejected", extra={"reason": str(exc)})
         raise
     outcome = await services.webhook_effects.apply(event)
-    metrics.count(event.event, outcome)
+    metrics.webhook(event_label(event.event), outcome)
     log.info("webhook", extra={"event": event.event, "event_id": event.id, "outcome": outcome})
     return WebhookAck(status="ok", event=event.event, outcome=outcome)
 

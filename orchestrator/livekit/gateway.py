@@ -29,10 +29,11 @@ import aiohttp
 from google.protobuf.message import DecodeError
 from livekit import api
 from livekit.api import LiveKitAPI, ServerError
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from orchestrator.errors import LiveKitRejected, LiveKitUnavailable
+from orchestrator.metrics import LiveKitMetrics
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +65,7 @@ class LiveKitGateway:
         self._last_error: str | None = None
         self._healthy = True
         # registry None: the metrics exist (tests read them) but are registered nowhere.
-        op, reg = "operation", registry
-        self.requests = Counter(
-            "cctv_livekit_requests_total", "LiveKit calls by outcome", [op, "outcome"], registry=reg
-        )
-        self.errors = Counter(
-            "cctv_livekit_errors_total", "Failed LiveKit attempts", [op, "kind"], registry=reg
-        )
-        self.seconds = Histogram(
-            "cctv_livekit_request_seconds", "LiveKit call time with retries", [op], registry=reg
-        )
+        self.metrics = LiveKitMetrics(registry)
 
     @property
     def last_error(self) -> str | None:
@@ -206,8 +198,8 @@ class LiveKitGateway:
         return result
 
     def _finish(self, operation: str, outcome: str, started: float, exc: Exception | None) -> None:
-        self.requests.labels(operation, outcome).inc()
-        self.seconds.labels(operation).observe(time.perf_counter() - started)
+        self.metrics.requests.labels(operation, outcome).inc()
+        self.metrics.seconds.labels(operation).observe(time.perf_counter() - started)
         self._healthy = outcome != "unavailable"
         self._last_error = None if outcome in ("ok", "not_found") else str(exc)
 
@@ -233,12 +225,12 @@ class LiveKitGateway:
             kind, failure = "timeout", exc
         except (aiohttp.ClientError, OSError) as exc:
             kind, failure = "connection", exc
-        self.errors.labels(operation, kind).inc()
+        self.metrics.errors.labels(operation, kind).inc()
         raise LiveKitUnavailable(f"livekit {operation}: {kind}") from failure
 
     def _rejected(self, operation: str, code: str, status: int, detail: str) -> LiveKitRejected:
         if code != "not_found":  # not_found is an answer, not a failed attempt
-            self.errors.labels(operation, "rejected").inc()
+            self.metrics.errors.labels(operation, "rejected").inc()
         detail = detail.replace(self._secret, "***")[:200]
         message = f"livekit {operation}: {code} (HTTP {status}) {detail}".rstrip()
         return LiveKitRejected(message, code=code, status=status)

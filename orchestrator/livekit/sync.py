@@ -27,6 +27,7 @@ from orchestrator.domain.ids import (
 )
 from orchestrator.livekit.gateway import LiveKitGateway
 from orchestrator.livekit.webhooks import participant_version
+from orchestrator.metrics import ServiceMetrics
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.presence import ListedViewer, PresenceStore
 
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 
 _ACTIVE = ParticipantInfo.State.ACTIVE
 _INGRESS = ParticipantInfo.Kind.INGRESS
+
+
+# run_once's change names -> cctv_reconcile_corrections_total{kind}
+CORRECTION_KINDS = {
+    "joined": "presence_joined",
+    "left": "presence_left",
+    "ghosts": "ghost",
+    "ingresses": "orphan_ingress",
+}
 
 
 class RateLimiter:
@@ -62,7 +72,9 @@ class PresenceSync:
         *,
         lists_per_second: float = 20.0,
         concurrency: int = 4,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._gateway = gateway
         self._presence = presence
         self._registry = registry
@@ -89,6 +101,9 @@ class PresenceSync:
             changes.update(result)
         changes["ingresses"] += await self._orphan_ingresses()
         self.totals.update(changes)
+        if self._metrics is not None:
+            for name, kind in CORRECTION_KINDS.items():
+                self._metrics.corrected(kind, changes[name])
         return +changes
 
     async def _camera(self, camera_id: str, listed_at: int, *, listed: bool) -> Counter[str]:

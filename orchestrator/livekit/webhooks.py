@@ -26,7 +26,6 @@ from livekit.api import TokenVerifier, WebhookReceiver
 from livekit.protocol.ingress import IngressState
 from livekit.protocol.models import DisconnectReason, ParticipantInfo
 from livekit.protocol.webhook import WebhookEvent
-from prometheus_client import CollectorRegistry, Counter
 
 from orchestrator.domain.ids import (
     camera_of_publisher,
@@ -89,18 +88,9 @@ class WebhookVerifier:
         return event
 
 
-class WebhookMetrics:
-    def __init__(self, registry: CollectorRegistry | None) -> None:
-        self.events = Counter(
-            "cctv_livekit_webhooks",
-            "LiveKit webhooks received, by event and outcome (applied, duplicate, stale, "
-            "ignored, unknown, rejected).",
-            ["event", "outcome"],
-            registry=registry,
-        )
-
-    def count(self, event: str, outcome: str) -> None:
-        self.events.labels(event if event in KNOWN_EVENTS else "other", outcome).inc()
+def event_label(event: str) -> str:
+    """The metric label of an event name: a known event, or ``other`` (bounded)."""
+    return event if event in KNOWN_EVENTS else "other"
 
 
 class WebhookEffects:

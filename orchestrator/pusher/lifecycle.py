@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -43,6 +42,7 @@ from orchestrator.errors import (
     RuntimeUnavailable,
     StoreUnavailable,
 )
+from orchestrator.metrics import ServiceMetrics
 from orchestrator.pusher.specs import SpecFactory, TargetSource
 from orchestrator.pusher.store import PusherStore, PusherView
 from orchestrator.runtime import DockerRuntime
@@ -77,15 +77,15 @@ class Lifecycle:
         registry: CameraRegistry,
         specs: SpecFactory,
         targets: TargetSource,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.pushers = pushers
         self.runtime = runtime
         self.registry = registry
         self.specs = specs
         self.targets = targets
+        self.metrics = metrics if metrics is not None else ServiceMetrics(None)
         self._ops: dict[str, asyncio.Task[None]] = {}
-        # The latest claim-to-running durations of this process (bounded: a long-lived service).
-        self.start_seconds: deque[float] = deque(maxlen=1024)
 
     # --- scheduling -------------------------------------------------------------------
 
@@ -104,6 +104,7 @@ class Lifecycle:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - logged; the tick and reconcile retry
+                self.metrics.dependency_error(exc)
                 log.warning(
                     "pusher operation failed",
                     extra={"camera_id": camera_id, "error": describe(exc)},
@@ -146,6 +147,8 @@ class Lifecycle:
         except StoreUnavailable:
             raise  # cannot record anything: the claim expires and is taken over
         except OrchestratorError as exc:
+            self.metrics.pusher_start("failed")
+            self.metrics.dependency_error(exc)
             retry_at = await self.pushers.mark_failed(camera_id, generation, describe(exc))
             log.warning(
                 "pusher start failed",
@@ -153,9 +156,10 @@ class Lifecycle:
             )
             return
         if await self.pushers.mark_running(camera_id, generation, info.id):
-            self.start_seconds.append(time.perf_counter() - started)
+            self.metrics.pusher_start("running", time.perf_counter() - started)
             log.info("pusher running", extra={**fields, "container_id": info.id})
             return
+        self.metrics.pusher_start("stale")
         view = await self.pushers.view(camera_id)
         log.info(
             "pusher claim went stale",
@@ -222,9 +226,12 @@ class Lifecycle:
         if next_generation is not None:
             await self.start(camera_id, next_generation)
 
-    async def claim_and_start(self, camera_id: str) -> None:
+    async def claim_and_start(self, camera_id: str, *, restart: bool = False) -> None:
+        """``restart``: the camera's pusher had failed (counted once, by the claimant)."""
         generation = await self.pushers.claim(camera_id)
         if generation is not None:
+            if restart:
+                self.metrics.pusher_restarts.inc()
             await self.start(camera_id, generation)
 
     async def stop_if_due(self, camera_id: str) -> None:
@@ -246,7 +253,8 @@ class Lifecycle:
                 self.spawn(camera_id, self.stop_if_due(camera_id))
                 scheduled += 1
             elif due_for_start(view, live, snapshot.now_ms):
-                self.spawn(camera_id, self.claim_and_start(camera_id))
+                restart = view.state == "FAILED"
+                self.spawn(camera_id, self.claim_and_start(camera_id, restart=restart))
                 scheduled += 1
         return scheduled
 

@@ -73,9 +73,14 @@ def plan(
 
 class Reconciler:
     def __init__(self, lifecycle: Lifecycle) -> None:
-        self.lifecycle = lifecycle
+        self.lifecycle = lifecycle  # its metrics count the corrections
         self._empty_passes = 0
         self.totals: Counter[str] = Counter()
+
+    @property
+    def empty_passes(self) -> int:
+        """Passes in a row that found no managed container (2 trusts the empty listing)."""
+        return self._empty_passes
 
     async def run_once(self, *, dry_run: bool = False) -> list[Correction]:
         """One pass: list, snapshot, plan, apply. Returns the corrections it applied."""
@@ -92,6 +97,7 @@ class Reconciler:
         applied = [c for c in corrections if await self._apply(c)]
         for correction in applied:
             self.totals[correction.kind] += 1
+            self.lifecycle.metrics.corrected(correction.kind)
             log.info(
                 "reconcile correction",
                 extra={

@@ -131,12 +131,14 @@ class PusherStore:
         code, values = outcome("pusher_failed", reply, "STALE")
         return int(values[1]) if code == "OK" else None
 
-    async def begin_stop(self, camera_id: str) -> int | None:
-        """The generation to tear down when this process now owns the stop, else None."""
+    async def begin_stop(self, camera_id: str, *, force: bool = False) -> int | None:
+        """The generation to tear down when this process now owns the stop, else None.
+
+        ``force`` skips the rest of a DRAINING camera's grace (the on-call reset)."""
         reply = await self._scripts.run(
             "pusher_stop",
             [keys.metadata(camera_id), keys.camera_leases(camera_id)],
-            [self.clock_offset_ms, self.owner, self.claim_ms],
+            [self.clock_offset_ms, self.owner, self.claim_ms, int(force)],
         )
         code, values = outcome("pusher_stop", reply, "NOT_DUE", "RESUMED")
         return int(values[0]) if code == "OK" else None

@@ -23,8 +23,10 @@ class GuardedLoop:
         *,
         interval_seconds: float,
         max_backoff_seconds: float = 30.0,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_error = on_error
         self._body = body
         self.interval_seconds = interval_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -45,6 +47,8 @@ class GuardedLoop:
                 self.failures = 0
             except Exception as exc:  # noqa: BLE001 - the guard: log, back off, keep going
                 self.failures += 1
+                if self._on_error is not None:
+                    self._on_error(exc)
                 delay = min(self.max_backoff_seconds, delay * 2 ** min(self.failures, 8))
                 delay *= 0.5 + random.random() / 2
                 log.warning(

@@ -138,6 +138,10 @@ class DockerRuntime:
         log.info("pusher container removed", extra=fields)
         return True
 
+    async def logs(self, container_id: str, tail: int = 200) -> str:
+        """A container's recent log lines, raw: the caller redacts them before showing."""
+        return await self._run("logs", lambda: self._engine.logs(container_id, tail))
+
     async def ping(self) -> bool:
         """True when the engine answers; False (never an exception) when it does not."""
         try:

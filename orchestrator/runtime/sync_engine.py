@@ -171,6 +171,14 @@ class SyncEngine:
             if exc.status_code != 409:  # 409 here: a removal is already in progress
                 raise
 
+    def logs(self, container_id: str, tail: int) -> str:
+        """The last ``tail`` lines of a container's stdout and stderr ("" when it is gone)."""
+        try:
+            raw = self._client().logs(container_id, tail=tail, timestamps=True)
+        except docker.errors.NotFound:
+            return ""
+        return bytes(raw).decode("utf-8", "replace")
+
     def image_exists(self, ref: str) -> bool:
         try:
             self._client().inspect_image(ref)

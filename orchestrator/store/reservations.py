@@ -263,15 +263,20 @@ class ReservationStore:
             data: dict[str, str] = await self._client.hgetall(keys.reservation(reservation_id))  # type: ignore[assignment]
         if not data:
             return None
-        info = ReservationInfo(
-            reservation_id=reservation_id,
-            camera_id=data["camera_id"],
-            source=data["source"],
-            user_id=data.get("user_id", ""),
-            quality=data.get("quality", ""),
-            created_at_ms=int(float(data["created_at"])),
-            expires_at_ms=int(float(data["expires_at"])),
-            connected=bool(data.get("lk_sid")),  # a LiveKit session is in the room
-        )
+        info = reservation_info(reservation_id, data)
         now = int(time.time() * 1000) + self.clock_offset_ms
         return info if info.expires_at_ms > now else None
+
+
+def reservation_info(reservation_id: str, data: dict[str, str]) -> ReservationInfo:
+    """A reservation hash as read from Valkey."""
+    return ReservationInfo(
+        reservation_id=reservation_id,
+        camera_id=data["camera_id"],
+        source=data["source"],
+        user_id=data.get("user_id", ""),
+        quality=data.get("quality", ""),
+        created_at_ms=int(float(data["created_at"])),
+        expires_at_ms=int(float(data["expires_at"])),
+        connected=bool(data.get("lk_sid")),  # a LiveKit session is in the room
+    )

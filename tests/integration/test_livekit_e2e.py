@@ -9,13 +9,11 @@ sends ``ingress_started`` / ``participant_joined`` webhooks back to the service)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,92 +24,34 @@ from redis.asyncio import Redis
 
 from orchestrator.domain.ids import new_reservation_id, publisher_identity, room_name
 from orchestrator.livekit.tokens import TokenMinter
-from orchestrator.runtime import CAMERA_LABEL
 from orchestrator.store.cameras import CameraRegistry
 from tests.conftest import add_cameras
-from tests.fakes.livekit import FakeLiveKit, WebhookPolicy
 from tests.images import sweep
 from tests.livekit_helpers import (
     HEADERS,
     LIVEKIT_KEY,
-    WEBHOOK_PATH,
     camera_stats,
     reserve,
 )
-from tests.service_process import LIVEKIT_SECRET, ServiceProcess
+from tests.livekit_stack import (
+    LEASE_S,
+    RECONNECT_GRACE_S,
+    SYNC_S,
+    base_env,
+    pusher_env,
+    running_pushers,
+    stack,
+)
+from tests.service_process import LIVEKIT_SECRET
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.docker
-
-LEASE_S = 6.0
-RECONNECT_GRACE_S = 1.5
-SYNC_S = 1.0
 
 
 @pytest.fixture(autouse=True)
 def _sweep_after(docker_api: Any) -> Iterator[None]:
     yield
     sweep(docker_api)
-
-
-@dataclass
-class Stack:
-    fake: FakeLiveKit
-    service: ServiceProcess
-    http: httpx.AsyncClient
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    return {
-        "LIVEKIT_API_KEY": LIVEKIT_KEY,
-        "CCTV_LIVEKIT_ENABLED": "true",
-        "CCTV_LIVEKIT_SYNC_INTERVAL_SECONDS": str(SYNC_S),
-        "CCTV_LIVEKIT_TIMEOUT_SECONDS": "0.5",
-        "CCTV_RECONNECT_GRACE_SECONDS": str(RECONNECT_GRACE_S),
-        "CCTV_LEASE_SECONDS": str(LEASE_S),
-        "CCTV_SWEEP_INTERVAL_SECONDS": "0.2",
-        "CCTV_PUSHERS_ENABLED": "false",
-        "CCTV_SOURCE_LIMITS": json.dumps({"METRO": 10_000, "TOTAL": 10_000}),
-        **extra,
-    }
-
-
-def pusher_env(image: str, **extra: str) -> dict[str, str]:
-    return base_env(
-        CCTV_PUSHERS_ENABLED="true",
-        CCTV_PUSHER_IMAGE=image,
-        CCTV_PUSHER_NETWORK="host",
-        CCTV_PUSHER_STOP_TIMEOUT_SECONDS="2",
-        CCTV_DRAIN_GRACE_SECONDS="1",
-        CCTV_PUSHER_TICK_SECONDS="0.1",
-        CCTV_RECONCILE_INTERVAL_SECONDS="1",
-        CCTV_RESTART_INITIAL_SECONDS="0.5",
-        CCTV_RESTART_MAX_SECONDS="2",
-        **extra,
-    )
-
-
-@contextlib.asynccontextmanager
-async def stack(tmp: Path, valkey_url: str, env: dict[str, str]) -> AsyncIterator[Stack]:
-    policy = WebhookPolicy(backoff_seconds=0.05)
-    async with FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET, webhook_policy=policy) as fake:
-        proc = ServiceProcess("lk", tmp, valkey_url, LIVEKIT_URL=fake.url, **env)
-        await asyncio.to_thread(proc.start)
-        fake.webhook_url = proc.url + WEBHOOK_PATH
-        try:
-            async with httpx.AsyncClient(base_url=proc.url, timeout=10) as http:
-                yield Stack(fake, proc, http)
-        except BaseException:
-            print(f"--- service log ---\n{proc.log_tail(80)}")
-            raise
-        finally:
-            await asyncio.to_thread(proc.stop)
-
-
-def running_pushers(docker_api: Any, camera_id: str) -> list[dict[str, Any]]:
-    label = f"{CAMERA_LABEL}={camera_id}"
-    listed = docker_api.api.containers(filters={"label": label, "status": "running"})
-    return list(listed)
 
 
 def container_env(docker_api: Any, container_id: str) -> dict[str, str]:

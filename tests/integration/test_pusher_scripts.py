@@ -261,6 +261,23 @@ async def test_container_up_during_drain_of_starting_camera_records_it(world: Wo
     assert view.state == "DRAINING" and view.resume == "RUNNING" and view.container_id == "c-1"
 
 
+async def test_forced_stop_skips_the_grace_but_never_a_live_camera(world: World) -> None:
+    """The on-call reset: ``force`` ends a drain early, yet resumes a camera with viewers and
+    never takes over a stop that another process owns."""
+    await world.running()
+    await world.leases.release(await first_rid(world))
+    assert await world.b.begin_stop(CAM) is None  # grace not over
+    assert await world.b.begin_stop(CAM, force=True) == 1
+    assert (await world.view()).state == "STOPPING"
+    assert await world.a.begin_stop(CAM, force=True) is None  # B's stop, deadline ahead
+    assert await world.b.stopped(CAM, 1) is None
+    assert (await world.view()).state == "IDLE"
+
+    await world.leases.reserve(CAM, SOURCE, "erin")
+    assert await world.a.begin_stop(CAM, force=True) is None  # viewers: nothing to stop
+    assert (await world.view()).state == "STARTING"
+
+
 async def test_drain_deadline_passed_stops_then_idles(world: World) -> None:
     await world.running()
     release = await world.leases.release(await first_rid(world))
@@ -579,9 +596,10 @@ INVALID_CALLS: list[tuple[str, list[str], list[Any], str]] = [
     ("pusher_failed", [META], [0, "x", "", "err", 60_000, *DELAYS], "generation"),
     ("pusher_failed", [META], [0, 1, "", "err", -5, *DELAYS], "stable_ms"),
     ("pusher_failed", [META, LEASES], [0, 1, "", "err", 60_000, *DELAYS], "keys"),
-    ("pusher_stop", [META], [0, "A", 1_000], "keys"),
-    ("pusher_stop", [META, LEASES], [0, "", 1_000], "owner"),
-    ("pusher_stop", [META, LEASES], [0, "A", 0], "stop_ms"),
+    ("pusher_stop", [META], [0, "A", 1_000, 0], "keys"),
+    ("pusher_stop", [META, LEASES], [0, "", 1_000, 0], "owner"),
+    ("pusher_stop", [META, LEASES], [0, "A", 0, 0], "stop_ms"),
+    ("pusher_stop", [META, LEASES], [0, "A", 1_000, 2], "force"),
     ("pusher_stopped", [META, LEASES], [0, 1, "A", 1_000, CAM], "keys"),
     ("pusher_stopped", [META, LEASES, ACTIVE], [0, -1, "A", 1_000, CAM], "generation"),
     ("pusher_stopped", [META, LEASES, ACTIVE], [0, 1, "A", 1_000, ""], "camera_id"),

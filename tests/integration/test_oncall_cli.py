@@ -1,0 +1,220 @@
+"""The on-call CLI against a live service (issue 6, must-show 3).
+
+A real ``serve`` process runs with real Valkey, the real Docker engine (the WHIP stand-in
+pusher on the host network) and the LiveKit wire fake; every command runs as its own
+``python -m orchestrator`` process with the service's environment, as on-call would run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from orchestrator.domain.ids import room_name
+from orchestrator.runtime import CAMERA_LABEL, GENERATION_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from orchestrator.store import keys
+from orchestrator.store.cameras import CameraRegistry
+from tests.conftest import add_cameras
+from tests.images import sweep
+from tests.livekit_helpers import HEADERS, camera_stats, reserve
+from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
+from tests.service_process import ServiceProcess
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _sweep_after(docker_api: Any) -> Iterator[None]:
+    yield
+    sweep(docker_api)
+
+
+def cli(service: ServiceProcess, *args: str, code: int = 0) -> str:
+    """Run one on-call command with the service's settings; returns its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == code, (
+        f"{' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    )
+    return done.stdout
+
+
+def cli_json(service: ServiceProcess, *args: str) -> Any:
+    return json.loads(cli(service, *args, "--json"))
+
+
+def managed(docker_api: Any) -> list[dict[str, Any]]:
+    label = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    return list(docker_api.api.containers(all=True, filters={"label": label}))
+
+
+async def counters(client: Redis, *sources: str) -> dict[str, int]:
+    values = await client.mget([keys.count(s) for s in sources])
+    return {s: int(v or 0) for s, v in zip(sources, values, strict=True)}
+
+
+async def watched(s: Stack, docker_api: Any, camera_id: str, viewers: int) -> list[str]:
+    """Reserve ``viewers`` slots, join them to the fake room; wait for pusher and counts."""
+    tokens = [await reserve(s.http, camera_id) for _ in range(viewers)]
+    for body in tokens:
+        s.fake.join(body["token"])
+
+    async def settled() -> bool:
+        stat = await camera_stats(s.http, camera_id)
+        running = await asyncio.to_thread(running_pushers, docker_api, camera_id)
+        return stat["viewer_count"] == viewers and len(running) == 1
+
+    await eventually(settled, 30, f"{camera_id}: pusher running and {viewers} viewers counted")
+    return [str(body["reservation_id"]) for body in tokens]
+
+
+def viewer_identities(s: Stack, camera_id: str) -> set[str]:
+    return {
+        p.identity
+        for p in s.fake.participants(room_name(camera_id))
+        if p.identity.startswith("viewer_")
+    }
+
+
+async def test_reset_camera_with_connected_viewers_leaves_other_cameras_and_counts_right(
+    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+) -> None:
+    await add_cameras(CameraRegistry(client), "cam-a", "cam-b")
+    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+        await watched(s, docker_api, "cam-a", 2)
+        [kept] = await watched(s, docker_api, "cam-b", 1)
+        assert len(viewer_identities(s, "cam-a")) == 2
+
+        report = await asyncio.to_thread(cli_json, s.service, "reset-camera", "cam-a")
+        assert report["released"] == 2 and report["kicked"] == 2, report
+        assert report["state"] == "IDLE" and report["container_left"] is False, report
+
+        assert await asyncio.to_thread(running_pushers, docker_api, "cam-a") == []
+        assert len(await asyncio.to_thread(running_pushers, docker_api, "cam-b")) == 1
+        assert viewer_identities(s, "cam-a") == set(), "the viewers were disconnected"
+        assert await client.zcard(keys.camera_leases("cam-a")) == 0
+        assert await counters(client, "METRO") == {"METRO": 1}
+        status = await asyncio.to_thread(cli_json, s.service, "status")
+        assert status["reservations"] == 1 and status["drift"] == [], status
+        heartbeat = await s.http.post(f"/api/v1/stream/heartbeat/{kept}", headers=HEADERS)
+        assert heartbeat.status_code == 200, "the other camera's viewer is untouched"
+
+        again = await asyncio.to_thread(cli_json, s.service, "reset-camera", "cam-a")
+        assert (again["released"], again["kicked"], again["state"]) == (0, 0, "IDLE")
+        assert await counters(client, "METRO") == {"METRO": 1}
+
+
+async def test_reset_all_yes_leaves_the_seeds_clean_state(
+    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+) -> None:
+    await add_cameras(CameraRegistry(client), "cam-a", "cam-b", "cam-c")
+    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+        for camera_id, viewers in (("cam-a", 2), ("cam-b", 1), ("cam-c", 3)):
+            await watched(s, docker_api, camera_id, viewers)
+        assert len(managed(docker_api)) == 3
+
+        refused = await asyncio.to_thread(cli, s.service, "reset", "--all", code=1)
+        assert refused == "" and len(managed(docker_api)) == 3, "no --yes, no tty: nothing done"
+
+        result = await asyncio.to_thread(cli_json, s.service, "reset", "--all", "--yes")
+        assert sorted(r["camera_id"] for r in result["cameras"]) == ["cam-a", "cam-b", "cam-c"]
+        assert sum(r["released"] for r in result["cameras"]) == 6
+
+        # The seed's "verify clean state", answered by the engine and Valkey themselves.
+        assert managed(docker_api) == []
+        assert [k async for k in client.scan_iter(match="stream:reservation:*")] == []
+        assert await counters(client, "METRO", "BUS") == {"METRO": 0, "BUS": 0}
+        for camera_id in ("cam-a", "cam-b", "cam-c"):
+            assert viewer_identities(s, camera_id) == set()
+        status = await asyncio.to_thread(cli_json, s.service, "status")
+        assert status["reservations"] == 0 and status["containers"] == [], status
+        assert status["drift"] == [] and status["pushers"]["IDLE"] == 0, status
+
+
+async def test_recount_repairs_a_counter_corrupted_by_hand(
+    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+) -> None:
+    await add_cameras(CameraRegistry(client), "cam-a")
+    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+        await watched(s, docker_api, "cam-a", 3)
+        await client.set(keys.count("METRO"), 42)  # what the seed's `SET stream:count:X` did
+        await client.set(keys.count("BUS"), "garbage")
+
+        screen = await asyncio.to_thread(cli, s.service, "status")
+        assert "counter METRO: stored '42', live leases 3 (run: recount METRO)" in screen
+        assert "counter BUS: stored 'garbage', live leases 0" in screen
+
+        [metro] = await asyncio.to_thread(cli_json, s.service, "recount", "METRO")
+        assert (metro["source"], metro["before"], metro["after"]) == ("METRO", 42, 3)
+        assert await counters(client, "METRO") == {"METRO": 3}
+        every = await asyncio.to_thread(cli_json, s.service, "recount")
+        assert {r["source"]: r["after"] for r in every}["BUS"] == 0
+        assert await counters(client, "BUS") == {"BUS": 0}
+
+        again = await asyncio.to_thread(cli, s.service, "recount")
+        assert "yes" not in again, f"a second recount repairs nothing:\n{again}"
+        status = await asyncio.to_thread(cli_json, s.service, "status")
+        assert status["drift"] == [], status
+
+
+async def test_reconcile_dry_run_changes_nothing_and_prints_its_plan(
+    client: Redis,
+    docker_api: Any,
+    pusher_image: str,
+    whip_pusher_image: str,
+    valkey_url: str,
+    tmp_path: Path,
+) -> None:
+    await add_cameras(CameraRegistry(client), "cam-a", "cam-stray")
+    env = pusher_env(whip_pusher_image, CCTV_RECONCILE_INTERVAL_SECONDS="600")
+    async with stack(tmp_path, valkey_url, env) as s:
+        await watched(s, docker_api, "cam-a", 1)
+        stray = docker_api.containers.run(
+            pusher_image,
+            name="whip-pusher-cam-stray",
+            detach=True,
+            network_mode="none",
+            labels={
+                MANAGED_BY_LABEL: MANAGED_BY,
+                CAMERA_LABEL: "cam-stray",
+                GENERATION_LABEL: "4",
+            },
+        )
+        await client.set(keys.count("METRO"), 9)
+        before = {c["Id"]: c["State"] for c in managed(docker_api)}
+        meta_before = await client.hgetall(keys.metadata("cam-stray"))
+
+        plan = await asyncio.to_thread(cli, s.service, "reconcile", "--dry-run")
+        assert plan.startswith("plan (dry run, nothing changed):"), plan
+        assert "orphan   cam-stray" in plan and stray.id[:12] in plan, plan
+        assert "counter" in plan and "METRO: stored '9', live 1" in plan, plan
+        assert {c["Id"]: c["State"] for c in managed(docker_api)} == before
+        assert await client.get(keys.count("METRO")) == "9"
+        assert await client.hgetall(keys.metadata("cam-stray")) == meta_before  # no fence
+
+        applied = await asyncio.to_thread(cli_json, s.service, "reconcile")
+        assert [(c["kind"], c["camera_id"]) for c in applied["corrections"]] == [
+            ("orphan", "cam-stray")
+        ]
+        assert stray.id not in {c["Id"] for c in managed(docker_api)}
+        assert await counters(client, "METRO") == {"METRO": 1}
+        assert len(await asyncio.to_thread(running_pushers, docker_api, "cam-a")) == 1
+
+        second = await asyncio.to_thread(cli_json, s.service, "reconcile", "--dry-run")
+        assert second["corrections"] == [] and second["counters"] == [], second
