@@ -84,3 +84,8 @@ def running_pushers(docker_api: Any, camera_id: str) -> list[dict[str, Any]]:
     label = f"{CAMERA_LABEL}={camera_id}"
     listed = docker_api.api.containers(filters={"label": label, "status": "running"})
     return list(listed)
+
+
+def container_env(docker_api: Any, container_id: str) -> dict[str, str]:
+    env = docker_api.api.inspect_container(container_id)["Config"]["Env"]
+    return dict(item.split("=", 1) for item in env)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -90,3 +91,29 @@ class ServiceProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def cli_run(service: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run one on-call command (``python -m orchestrator ...``) with the service's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def cli(service: ServiceProcess, *args: str, code: int = 0) -> str:
+    """Run one on-call command, check its exit code; returns its stdout."""
+    done = cli_run(service, *args)
+    assert done.returncode == code, (
+        f"{' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    )
+    return done.stdout
+
+
+def cli_json(service: ServiceProcess, *args: str) -> Any:
+    return json.loads(cli(service, *args, "--json"))

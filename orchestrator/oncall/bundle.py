@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from orchestrator import __version__
 from orchestrator.domain.redact import redact_url
@@ -59,6 +59,7 @@ def url_secrets(url: str) -> list[str]:
             found += [value, unquote(value)]
     if "@" in parts.netloc:
         found.append(parts.netloc.rsplit("@", 1)[0])
+    found += [value for _, value in parse_qsl(parts.query)]  # ?token=... values alone
     return found
 
 

@@ -38,6 +38,7 @@ from tests.livekit_stack import (
     RECONNECT_GRACE_S,
     SYNC_S,
     base_env,
+    container_env,
     pusher_env,
     running_pushers,
     stack,
@@ -52,11 +53,6 @@ pytestmark = pytest.mark.docker
 def _sweep_after(docker_api: Any) -> Iterator[None]:
     yield
     sweep(docker_api)
-
-
-def container_env(docker_api: Any, container_id: str) -> dict[str, str]:
-    env = docker_api.api.inspect_container(container_id)["Config"]["Env"]
-    return dict(item.split("=", 1) for item in env)
 
 
 async def test_viewers_share_one_ingress_and_pusher_and_the_publisher_is_never_counted(

@@ -8,9 +8,6 @@ pusher on the host network) and the LiveKit wire fake; every command runs as its
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from tests.conftest import add_cameras
 from tests.images import sweep
 from tests.livekit_helpers import HEADERS, camera_stats, reserve
 from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
-from tests.service_process import ServiceProcess
+from tests.service_process import cli, cli_json
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.docker
@@ -36,27 +33,6 @@ pytestmark = pytest.mark.docker
 def _sweep_after(docker_api: Any) -> Iterator[None]:
     yield
     sweep(docker_api)
-
-
-def cli(service: ServiceProcess, *args: str, code: int = 0) -> str:
-    """Run one on-call command with the service's settings; returns its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        env=service.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert done.returncode == code, (
-        f"{' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-    )
-    return done.stdout
-
-
-def cli_json(service: ServiceProcess, *args: str) -> Any:
-    return json.loads(cli(service, *args, "--json"))
 
 
 def managed(docker_api: Any) -> list[dict[str, Any]]:
