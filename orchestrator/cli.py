@@ -23,9 +23,11 @@ app = typer.Typer(
     help=(
         "CCTV camera-to-LiveKit ingest orchestrator. Settings come from the environment "
         "(VALKEY_URL, LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, DOCKER_HOST, CCTV_*); "
-        "see docs/configuration.md."
+        "see docs/configuration.md. The on-call commands are safe while the service runs "
+        "and change state only through its Lua scripts; see docs/runbook.md."
     ),
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain click help: paragraphs re-wrap to the terminal
     add_completion=False,
 )
 log = logging.getLogger("orchestrator")

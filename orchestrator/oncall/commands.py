@@ -79,8 +79,11 @@ def register(app: typer.Typer) -> None:
 
 
 def status(as_json: JsonOpt = False) -> None:
-    """One screen: dependencies, reservations, sources (live/counter/limit), pushers by
-    state, containers, and any drift between Valkey and Docker (with the fixing command)."""
+    """Dependencies, reservations, sources, pushers, containers and drift.
+
+    Sources show live leases (the truth), the stored counter and the limit. Each drift line
+    (a counter that differs from its leases, an orphan, dead or missing container) names the
+    command that fixes it."""
     result = run(views.status)
     if as_json:
         emit(True, result.to_json(), "")
@@ -105,7 +108,7 @@ def status(as_json: JsonOpt = False) -> None:
 
 
 def cameras(as_json: JsonOpt = False) -> None:
-    """Registered cameras with pusher state, reservations and connected viewers."""
+    """Cameras with pusher state, reservations and connected viewers."""
     rows = run(views.cameras)
     emit(as_json, rows, table(rows))
 
@@ -120,8 +123,11 @@ def reservations(
 
 
 def reset_camera(camera_id: str, as_json: JsonOpt = False) -> None:
-    """Release every reservation of CAMERA_ID, disconnect its viewers and stop its pusher
-    now (skipping the drain grace). Counters stay right: releases go through the scripts."""
+    """End one camera's viewing now (release, disconnect, stop).
+
+    Every reservation is released through the release script (counters stay right), its
+    viewers are removed from the LiveKit room, and the pusher stops without the drain grace.
+    The camera's LiveKit ingress is kept."""
     report = run(lambda oncall: oncall.reset_camera(camera_id))
     emit(as_json, asdict(report), _reset_text(report))
 
@@ -140,8 +146,10 @@ def reset(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reset every camera (``--all``): all viewers are disconnected, all pushers stop, and
-    every counter is rebuilt. Asks first unless ``--yes``."""
+    """Reset every camera (--all), then rebuild every counter.
+
+    Every viewer is disconnected and every pusher stops. Asks for confirmation unless --yes;
+    refuses without a terminal."""
     if not all_cameras:
         typer.echo("refusing: pass --all to reset every camera (or use reset-camera ID)", err=True)
         raise typer.Exit(1)
@@ -160,7 +168,7 @@ def recount(
     source: Annotated[str | None, typer.Argument(help="one source; default: every source")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rebuild counters from the live leases (the truth), through the recount script."""
+    """Rebuild counters from the live leases (one SOURCE, or all)."""
     rows = [asdict(r) for r in run(lambda oncall: oncall.recount(source))]
     for row in rows:
         row["repaired"] = (row["before"] or 0) != row["after"]  # absent reads as 0
@@ -173,8 +181,10 @@ def reconcile(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """One reconcile pass: orphan, dead and missing containers, cameras that need a pusher,
-    drifted counters (and LiveKit ghosts and orphan ingresses when applying)."""
+    """One reconcile pass (--dry-run: print the plan, change nothing).
+
+    The plan lists orphan, dead and missing containers, cameras that need a pusher, and
+    drifted counters. Applying also runs the LiveKit pass (ghost viewers, orphan ingresses)."""
     plan = run(lambda oncall: oncall.reconcile(dry_run=dry_run))
     data = asdict(plan)
     rows = [
@@ -194,7 +204,7 @@ def reconcile(
 
 
 def kick(reservation_id: str, as_json: JsonOpt = False) -> None:
-    """Release RESERVATION_ID and remove its viewer from the LiveKit room."""
+    """Release one reservation and remove its viewer from the room."""
     result = run(lambda oncall: oncall.kick(reservation_id))
     text = (
         f"{reservation_id}: released {'yes' if result.released else 'no (already gone)'}, "
@@ -209,7 +219,6 @@ def debug_bundle(
         Path | None, typer.Option(help="also include the tail of this service log file")
     ] = None,
 ) -> None:
-    """Write state, stats, cameras, reservations, containers and recent logs into one
-    tar.gz, with every secret redacted."""
+    """Write a redacted tar.gz of state, stats, containers and logs."""
     names = run(lambda oncall: write_bundle(oncall, output, service_log))
     typer.echo(f"wrote {output} ({len(names)} files)")
