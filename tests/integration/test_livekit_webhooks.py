@@ -110,8 +110,8 @@ async def test_forged_tampered_replayed_and_bearer_deliveries_are_rejected(
     assert camera["viewer_count"] == 0 and camera["reserved_count"] == 1
 
     metrics = (await http.get("/metrics")).text
-    assert 'cctv_livekit_webhooks_total{event="unverified",outcome="rejected"} 5.0' in metrics
-    assert 'cctv_livekit_webhooks_total{event="participant_joined",outcome="duplicate"} 1.0' in (
+    assert 'cctv_webhooks_total{event="unverified",result="rejected"} 5.0' in metrics
+    assert 'cctv_webhooks_total{event="participant_joined",result="duplicate"} 1.0' in (
         metrics
     )
 
