@@ -8,6 +8,8 @@ Nothing secret ever becomes a label.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from orchestrator.errors import OrchestratorError, QuotaExceeded, TemporaryError
@@ -76,12 +78,20 @@ class ServiceMetrics:
             "cctv_http_request_duration_seconds", "HTTP requests by method, route template "
             "and status.", ["method", "route", "status"], buckets=HTTP_BUCKETS, registry=r,
         )  # fmt: skip
+        # Labelled children of the per-request series, kept: ``labels()`` takes a lock and
+        # validates on every call, and these run on every request.
+        self._children: dict[tuple[str, ...], Any] = {}
         for dependency in ("valkey", "docker", "livekit"):
             self.dependency_errors.labels(dependency)  # present at 0 from the first scrape
         self.pusher_restarts.inc(0)
 
     def reserve(self, source: str, exc: BaseException | None) -> None:
-        self.reservations.labels(source, reserve_result(exc)).inc()
+        result = reserve_result(exc)
+        key = ("reserve", source, result)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.reservations.labels(source, result)
+        child.inc()
         if isinstance(exc, QuotaExceeded):
             self.quota_rejections.labels(exc.source).inc()
 
@@ -89,6 +99,13 @@ class ServiceMetrics:
         self.pusher_starts.labels(result).inc()
         if seconds is not None:
             self.pusher_start_seconds.observe(seconds)
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, str(status))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.http_seconds.labels(*key)
+        child.observe(seconds)
 
     def corrected(self, kind: str, count: int = 1) -> None:
         if count:

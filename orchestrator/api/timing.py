@@ -42,6 +42,4 @@ class RequestTiming:
             if metrics is not None:
                 route = getattr(scope.get("route"), "path", UNMATCHED)
                 method = scope["method"] if scope["method"] in METHODS else "other"
-                metrics.http_seconds.labels(method, route, str(status)).observe(
-                    time.perf_counter() - started
-                )
+                metrics.request(method, route, status, time.perf_counter() - started)
