@@ -98,6 +98,13 @@ async def api(valkey_url: str, client: object) -> AsyncIterator[Api]:
         yield value
 
 
+@pytest.fixture
+def swept(docker_api: Any) -> Iterator[None]:
+    """Remove every test container after the test (``usefixtures("swept")``)."""
+    yield
+    sweep(docker_api)
+
+
 @pytest.fixture(scope="session")
 def docker_api() -> Iterator[Any]:
     """The engine for the whole session; fails (never skips) when it does not answer."""

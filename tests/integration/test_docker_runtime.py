@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,20 +36,13 @@ from orchestrator.runtime import (
 from tests.images import (
     TEST_LABELS,
     create_test_network,
-    sweep,
 )
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 RTSP_SECRET = "rtsp://admin:Sup3rSecretPw@10.1.2.3:554/stream1"
 TOKEN_SECRET = "whip-bearer-7f3a9c0d2e1b"
 SECRETS = (RTSP_SECRET, TOKEN_SECRET, "Sup3rSecretPw")
-
-
-@pytest.fixture(autouse=True)
-def _sweep_after(docker_api: Any) -> Iterator[None]:
-    yield
-    sweep(docker_api)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import gc
 import json
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from orchestrator.domain.ids import new_reservation_id, publisher_identity, room
 from orchestrator.livekit.tokens import TokenMinter
 from orchestrator.store.cameras import CameraRegistry
 from tests.conftest import add_cameras
-from tests.images import sweep
 from tests.livekit_helpers import (
     HEADERS,
     LIVEKIT_KEY,
@@ -46,13 +44,7 @@ from tests.livekit_stack import (
 from tests.service_process import LIVEKIT_SECRET
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(autouse=True)
-def _sweep_after(docker_api: Any) -> Iterator[None]:
-    yield
-    sweep(docker_api)
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 
 async def test_viewers_share_one_ingress_and_pusher_and_the_publisher_is_never_counted(

@@ -111,9 +111,7 @@ async def test_forged_tampered_replayed_and_bearer_deliveries_are_rejected(
 
     metrics = (await http.get("/metrics")).text
     assert 'cctv_webhooks_total{event="unverified",result="rejected"} 5.0' in metrics
-    assert 'cctv_webhooks_total{event="participant_joined",result="duplicate"} 1.0' in (
-        metrics
-    )
+    assert 'cctv_webhooks_total{event="participant_joined",result="duplicate"} 1.0' in (metrics)
 
 
 @dataclass

@@ -8,7 +8,6 @@ pusher on the host network) and the LiveKit wire fake; every command runs as its
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,12 @@ from orchestrator.runtime import CAMERA_LABEL, GENERATION_LABEL, MANAGED_BY, MAN
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
 from tests.conftest import add_cameras
-from tests.images import sweep
 from tests.livekit_helpers import HEADERS, camera_stats, reserve
 from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
 from tests.service_process import cli, cli_json
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(autouse=True)
-def _sweep_after(docker_api: Any) -> Iterator[None]:
-    yield
-    sweep(docker_api)
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 
 def managed(docker_api: Any) -> list[dict[str, Any]]:

@@ -30,21 +30,14 @@ from orchestrator.runtime import CAMERA_LABEL, GENERATION_LABEL, MANAGED_BY, MAN
 from orchestrator.store.cameras import CameraRegistry
 from tests.conftest import add_cameras
 from tests.docker_proxy import DelayingDockerProxy
-from tests.images import sweep
 from tests.service_process import ADMIN_KEY, ServiceProcess
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 GRACE_S = 3.0
 CLAIM_S = 4.0
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-@pytest.fixture(autouse=True)
-def _sweep_after(docker_api: Any) -> Iterator[None]:
-    yield
-    sweep(docker_api)
 
 
 @pytest.fixture

@@ -11,20 +11,18 @@ from __future__ import annotations
 import asyncio
 import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from tests.images import sweep
 from tests.livekit_helpers import HEADERS, reserve
 from tests.livekit_stack import container_env, pusher_env, running_pushers, stack
 from tests.service_process import cli_run
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 CLI_COMMANDS = (
     ("status",),
@@ -35,12 +33,6 @@ CLI_COMMANDS = (
     ("reconcile", "--dry-run", "--json"),
     ("recount", "--json"),
 )
-
-
-@pytest.fixture(autouse=True)
-def _sweep_after(docker_api: Any) -> Iterator[None]:
-    yield
-    sweep(docker_api)
 
 
 async def test_an_rtsp_password_never_leaves_the_service(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +21,13 @@ from redis.asyncio import Redis
 from orchestrator.runtime import CAMERA_LABEL, GENERATION_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from orchestrator.store.cameras import CameraRegistry
 from tests.conftest import add_cameras
-from tests.images import sweep
 from tests.livekit_helpers import HEADERS, reserve
 from tests.livekit_stack import pusher_env, running_pushers, stack
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture(autouse=True)
-def _sweep_after(docker_api: Any) -> Iterator[None]:
-    yield
-    sweep(docker_api)
 
 
 async def scrape(http: httpx.AsyncClient) -> Samples:
