@@ -47,7 +47,7 @@ class StreamService:
         self.stats_reader = stats
         self.tokens = tokens
         self._on_claim = on_claim
-        self._metrics = metrics
+        self._metrics = metrics if metrics is not None else ServiceMetrics(None)
 
     async def reserve(
         self, principal: Principal, camera_id: str, source: str, user_id: str, quality: str
@@ -57,11 +57,9 @@ class StreamService:
         try:
             admission = await self.store.reserve(camera_id, source, user_id, quality)
         except Exception as exc:
-            if self._metrics is not None:
-                self._metrics.reserve(source, exc)
+            self._metrics.reserve(source, exc)
             raise
-        if self._metrics is not None:
-            self._metrics.reserve(source, None)
+        self._metrics.reserve(source, None)
         token = self.tokens.viewer_token(
             admission.reservation_id, user_id, camera_id, admission.token_expires_at_ms
         )

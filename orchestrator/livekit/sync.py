@@ -74,13 +74,12 @@ class PresenceSync:
         concurrency: int = 4,
         metrics: ServiceMetrics | None = None,
     ) -> None:
-        self._metrics = metrics
+        self._metrics = metrics if metrics is not None else ServiceMetrics(None)
         self._gateway = gateway
         self._presence = presence
         self._registry = registry
         self._limiter = RateLimiter(lists_per_second)
         self._slots = asyncio.Semaphore(concurrency)
-        self.totals: Counter[str] = Counter()
 
     async def run_once(self) -> Counter[str]:
         """One pass; returns what it changed (``joined``, ``left``, ``ghosts``, ``ingresses``)."""
@@ -100,10 +99,8 @@ class PresenceSync:
         for result in results:
             changes.update(result)
         changes["ingresses"] += await self._orphan_ingresses()
-        self.totals.update(changes)
-        if self._metrics is not None:
-            for name, kind in CORRECTION_KINDS.items():
-                self._metrics.corrected(kind, changes[name])
+        for name, kind in CORRECTION_KINDS.items():
+            self._metrics.corrected(kind, changes[name])
         return +changes
 
     async def _camera(self, camera_id: str, listed_at: int, *, listed: bool) -> Counter[str]:

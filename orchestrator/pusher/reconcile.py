@@ -20,7 +20,6 @@ yields no corrections: a second pass changes nothing.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 
 from orchestrator.pusher.lifecycle import Lifecycle
@@ -75,7 +74,6 @@ class Reconciler:
     def __init__(self, lifecycle: Lifecycle) -> None:
         self.lifecycle = lifecycle  # its metrics count the corrections
         self._empty_passes = 0
-        self.totals: Counter[str] = Counter()
 
     @property
     def empty_passes(self) -> int:
@@ -96,7 +94,6 @@ class Reconciler:
             return corrections
         applied = [c for c in corrections if await self._apply(c)]
         for correction in applied:
-            self.totals[correction.kind] += 1
             self.lifecycle.metrics.corrected(correction.kind)
             log.info(
                 "reconcile correction",

@@ -40,7 +40,10 @@ KEY = "bench-admin-key-0123456789abcdef0123456789"
 LIMITS = {"BENCH": 1_000_000, "TOTAL": 1_000_000}
 
 
-def start_service(valkey_url: str, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+def start_service(
+    valkey_url: str, tmp: Path, port: int, **overrides: str
+) -> subprocess.Popen[bytes]:
+    """A real ``serve`` of the REST API alone; ``overrides`` (pusher_start enables pushers)."""
     keys = tmp / "keys.json"
     keys.write_text(json.dumps([{"name": "bench", "role": "admin", "key": KEY}]))
     env = {
@@ -53,6 +56,7 @@ def start_service(valkey_url: str, tmp: Path, port: int) -> subprocess.Popen[byt
         "CCTV_DATA_DIR": str(tmp / "data"),
         "CCTV_LIVEKIT_ENABLED": "false",
         "CCTV_PUSHERS_ENABLED": "false",  # the REST API alone; pusher_start measures pushers
+        **overrides,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env

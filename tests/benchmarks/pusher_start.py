@@ -28,12 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -53,12 +51,11 @@ from orchestrator.runtime.spec import MANAGED_FILTER
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
 from orchestrator.store.embedded import EmbeddedValkey
+from tests.benchmarks.http_api import KEY, start_service
 from tests.benchmarks.stats import percentile
 from tests.images import TEST_LABEL, TEST_LABELS, build_placeholder_pusher_image, sweep
 from tests.live_server import free_port
 
-KEY = "bench-admin-key-0123456789abcdef0123456789"
-LIMITS = {"BENCH": 1_000_000, "TOTAL": 1_000_000}
 TARGET_RATIO = 1.3
 ORCHESTRATOR = "orchestrator: reserve -> start event"
 CLI = "docker run -d: spawn -> start event"
@@ -165,29 +162,6 @@ def ratio_line(name: str, ours: list[float], theirs: list[float]) -> str:
 
 
 # --- the service ----------------------------------------------------------------------------
-
-
-def start_service(valkey_url: str, tmp: Path, port: int, image: str) -> subprocess.Popen[bytes]:
-    keys = tmp / "keys.json"
-    keys.write_text(json.dumps([{"name": "bench", "role": "admin", "key": KEY}]))
-    env = {
-        **os.environ,
-        "VALKEY_URL": valkey_url,
-        "CCTV_API_KEYS_FILE": str(keys),
-        "CCTV_PORT": str(port),
-        "CCTV_SOURCE_LIMITS": json.dumps(LIMITS),
-        "LIVEKIT_API_SECRET": "bench-secret-that-is-at-least-32-bytes",
-        "CCTV_DATA_DIR": str(tmp / "data"),
-        "CCTV_LIVEKIT_ENABLED": "false",
-        "CCTV_PUSHERS_ENABLED": "true",
-        "CCTV_PUSHER_IMAGE": image,
-        "CCTV_PUSHER_NETWORK": "none",
-        "CCTV_DRAIN_GRACE_SECONDS": "0.5",
-        "CCTV_PUSHER_STOP_TIMEOUT_SECONDS": "2",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env
-    )
 
 
 async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
@@ -452,7 +426,16 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = start_service(valkey_url, tmp, port, image)
+    service = start_service(
+        valkey_url,
+        tmp,
+        port,
+        CCTV_PUSHERS_ENABLED="true",
+        CCTV_PUSHER_IMAGE=image,
+        CCTV_PUSHER_NETWORK="none",
+        CCTV_DRAIN_GRACE_SECONDS="0.5",
+        CCTV_PUSHER_STOP_TIMEOUT_SECONDS="2",
+    )
     events = StartEvents(docker_api, run_id)
     try:
         async with aiohttp.ClientSession() as session:
