@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench docker clean
+.PHONY: run test lint typecheck unit bench docker pusher-image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +16,17 @@ run: $(STAMP)  ## start the service with its embedded defaults on 127.0.0.1:8086
 	CCTV_HOST=$${CCTV_HOST:-127.0.0.1} $(BIN)/cctv-orchestrator serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check orchestrator tests scripts
-	$(BIN)/ruff format --check orchestrator tests scripts
+	$(BIN)/ruff check orchestrator tests scripts deploy/pusher
+	$(BIN)/ruff format --check orchestrator tests scripts deploy/pusher
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 docker:  ## make sure a Docker engine answers (installs docker.io when root and missing)
 	bash scripts/ensure-docker.sh
+
+pusher-image: $(STAMP) docker  ## build the WHIP pusher image without a registry; prints its tag
+	$(BIN)/python -m tests.media.pusher_image
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

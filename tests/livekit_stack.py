@@ -64,9 +64,15 @@ def pusher_env(image: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def stack(tmp: Path, valkey_url: str, env: dict[str, str]) -> AsyncIterator[Stack]:
+async def stack(
+    tmp: Path, valkey_url: str, env: dict[str, str], *, whip_base_url: str | None = None
+) -> AsyncIterator[Stack]:
+    """``whip_base_url``: the ingress URL the fake hands out (default: its own WHIP endpoint)."""
     policy = WebhookPolicy(backoff_seconds=0.05)
-    async with FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET, webhook_policy=policy) as fake:
+    fake_lk = FakeLiveKit(
+        LIVEKIT_KEY, LIVEKIT_SECRET, webhook_policy=policy, whip_base_url=whip_base_url
+    )
+    async with fake_lk as fake:
         proc = ServiceProcess("lk", tmp, valkey_url, LIVEKIT_URL=fake.url, **env)
         await asyncio.to_thread(proc.start)
         fake.webhook_url = proc.url + WEBHOOK_PATH

@@ -41,6 +41,7 @@ class FakeLiveKit:
         host: str = "127.0.0.1",
         port: int = 0,
         whip_upstream: str | None = None,
+        whip_base_url: str | None = None,
         webhook_policy: WebhookPolicy | None = None,
         clock: Clock = time.time,
     ) -> None:
@@ -48,6 +49,7 @@ class FakeLiveKit:
         self.api_secret = api_secret
         self.webhook_url = webhook_url
         self.host = host
+        self.whip_base_url = whip_base_url
         self.port = port
         self._clock = clock
         self._webhooks = WebhookDispatcher(
@@ -133,8 +135,8 @@ class FakeLiveKit:
 
     @property
     def whip_url(self) -> str:
-        """`IngressInfo.url`: the WHIP base (`whip_base_url`, §6)."""
-        return self.url + APP
+        """`IngressInfo.url`: the WHIP base (`whip_base_url`, §6); a test may point it elsewhere."""
+        return self.whip_base_url or self.url + APP
 
     # ---- faults ----------------------------------------------------------------------------
     def hang(self) -> None:

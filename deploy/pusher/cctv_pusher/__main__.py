@@ -1,0 +1,60 @@
+"""``python -m cctv_pusher``: the container's entrypoint (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from . import ExitCode
+from .app import run
+from .config import ConfigError, PusherConfig
+from .logs import Log, Redactor, url_secrets
+
+HELP = """\
+Pull one camera's RTSP stream over TCP and publish its H.264 unchanged over WHIP (RFC 9725).
+Nothing is decoded or re-encoded. The orchestrator starts one per watched camera.
+
+environment:
+  RTSP_URL       camera stream, rtsp:// or rtsps://; credentials in it are never logged
+  WHIP_URL       WHIP endpoint (LiveKit ingress: the ingress URL, e.g. https://host/w)
+  WHIP_TOKEN     bearer token (LiveKit: the ingress stream key); never logged
+  CAMERA_ID      camera id, added to every log line
+  PUSHER_RTSP_OPEN_TIMEOUT_SECONDS  connect + DESCRIBE/SETUP/PLAY bound (default 10)
+  PUSHER_RTSP_READ_TIMEOUT_SECONDS  longest gap between packets before the camera counts
+                                    as down (default 5)
+  PUSHER_WHIP_TIMEOUT_SECONDS       each WHIP HTTP request (default 10)
+  PUSHER_ICE_TIMEOUT_SECONDS        ICE + DTLS after the answer (default 15)
+  PUSHER_STATS_INTERVAL_SECONDS     how often a stats line is logged (default 10)
+  PUSHER_ICE_SERVERS                comma-separated stun:/turn: URLs (default: none, host
+                                    candidates only)
+
+exit codes:
+  0  stopped by SIGTERM/SIGINT; the WHIP session was deleted
+  1  camera failed: unreachable, refused, not H.264, stalled or ended
+  2  bad configuration
+  3  WHIP failed: endpoint refused or unreachable, ICE failed, or the session dropped
+
+Logs are JSON lines on stderr.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="cctv_pusher", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.parse_args(argv)
+    try:
+        config = PusherConfig.from_env()
+    except ConfigError as exc:
+        Log(Redactor([]))("error", "bad_config", reason=str(exc))
+        return ExitCode.CONFIG
+    secrets = [*url_secrets(config.rtsp_url), *url_secrets(config.whip_url), config.whip_token]
+    log = Log(Redactor(secrets), config.camera_id)
+    code = asyncio.run(run(config, log))
+    log.info("exit", code=int(code), reason=code.name.lower())
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

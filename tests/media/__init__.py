@@ -1,0 +1,1 @@
+"""Media-path test doubles and builders: camera simulator, WHIP receiver, pusher image."""

@@ -1,0 +1,257 @@
+"""A WHIP endpoint that decodes what it receives: the far end of the media path in tests.
+
+It answers WHIP like LiveKit's ingress does (``POST /w`` with ``Authorization: Bearer <stream
+key>``, ``201`` + ``Location: /w/<key>/<session>``, ``DELETE`` of that URL) and decodes every
+received frame with aiortc. It records, per session, the bearer token, the codecs offered and
+answered, decoded frame counts (and how many show the camera simulator's test pattern), the
+time of the first decoded frame and of the DELETE. Process-wide it records which decoder ran
+(``get_decoder`` of aiortc's receiver is wrapped) and the digest of every NAL unit that
+reached the decoder: compared with the camera's own digests, that proves the bytes passed
+through unchanged.
+
+It runs inside a test's network namespace, which the test process cannot reach over TCP, so
+its statistics are served on a unix socket (``--control``): ``GET /stats`` returns JSON.
+``python -m tests.media.receiver --help`` describes the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import aiortc.rtcrtpreceiver
+import httpx
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs import get_decoder
+from aiortc.codecs.base import Decoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from av.frame import Frame
+from av.video.frame import VideoFrame
+
+from tests.media.h264 import nal_digest, split_annexb
+from tests.media.pattern import pattern_matches
+
+_RTPMAP = re.compile(r"^a=rtpmap:\d+ ([A-Za-z0-9-]+)/", re.MULTILINE)
+
+
+class DecoderLog:
+    """What aiortc's receivers decoded, across sessions (decoders run in their own threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.decoded_by: Counter[str] = Counter()
+        self.nal_digests: set[str] = set()
+
+    def wrap(self, decoder: Decoder, mime_type: str) -> Decoder:
+        log = self
+
+        class Recording(Decoder):
+            def decode(self, encoded_frame: JitterFrame) -> list[Frame]:
+                digests = {nal_digest(nal) for nal in split_annexb(encoded_frame.data)}
+                with log._lock:
+                    log.decoded_by[mime_type] += 1
+                    log.nal_digests |= digests
+                return decoder.decode(encoded_frame)
+
+        return Recording()
+
+
+DECODERS = DecoderLog()
+
+
+def _recording_get_decoder(codec: RTCRtpCodecParameters) -> Decoder:
+    return DECODERS.wrap(get_decoder(codec), codec.mimeType)
+
+
+# The receiver module looks the name up at each new codec, so this wraps every decoder it makes.
+setattr(aiortc.rtcrtpreceiver, "get_decoder", _recording_get_decoder)  # noqa: B010
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    token: str
+    offer_codecs: list[str]
+    answer_codecs: list[str]
+    created_at: float
+    connected_at: float | None = None
+    first_frame_at: float | None = None
+    frames: int = 0
+    checked_frames: int = 0
+    pattern_frames: int = 0
+    width: int = 0
+    height: int = 0
+    track_ended_at: float | None = None
+    deleted_at: float | None = None
+    pc: RTCPeerConnection | None = field(default=None, repr=False)
+
+    def public(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pc"}
+
+
+class WhipReceiver:
+    def __init__(self, host: str, port: int, check_every: int = 5) -> None:
+        self.host, self.port = host, port
+        self.check_every = check_every
+        self.sessions: dict[str, SessionRecord] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runners: list[web.AppRunner] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/w"
+
+    async def start(self, control_path: str | None = None) -> None:
+        app = web.Application()
+        app.router.add_post("/w", self._post)
+        app.router.add_post("/w/{key}", self._post)
+        app.router.add_delete("/w/{key}/{sid}", self._delete)
+        await self._serve(app, lambda r: web.TCPSite(r, self.host, self.port))
+        if control_path:
+            control = web.Application()
+            control.router.add_get("/stats", self._stats)
+            await self._serve(control, lambda r: web.UnixSite(r, control_path))
+
+    async def _serve(self, app: web.Application, site: Any) -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await site(runner).start()
+        self._runners.append(runner)
+
+    async def stop(self) -> None:
+        for record in self.sessions.values():
+            if record.pc is not None:
+                await record.pc.close()
+        for runner in self._runners:
+            await runner.cleanup()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "sessions": [s.public() for s in self.sessions.values()],
+            "decoded_by": dict(DECODERS.decoded_by),
+            "nal_digests": sorted(DECODERS.nal_digests),
+        }
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _post(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        token = request.match_info.get("key") or auth.removeprefix("Bearer ").strip()
+        if not token:
+            return web.Response(status=401, text="missing bearer token")
+        if request.content_type != "application/sdp":
+            return web.Response(status=415, text="expected application/sdp")
+        offer = await request.text()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: stay on this host
+        sid = "WH_" + secrets.token_hex(6)
+        record = SessionRecord(sid, token, _RTPMAP.findall(offer), [], time.time(), pc=pc)
+        self.sessions[sid] = record
+        pc.on("track", lambda track: self._spawn(self._consume(track, record)))
+        pc.on("connectionstatechange", lambda: self._state(pc, record))
+        await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        answer = pc.localDescription.sdp
+        record.answer_codecs = _RTPMAP.findall(answer)
+        location = f"/w/{request.match_info.get('key', 'bearer')}/{sid}"
+        return web.Response(
+            status=201, text=answer, content_type="application/sdp", headers={"Location": location}
+        )
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        record = self.sessions.get(request.match_info["sid"])
+        if record is None or record.deleted_at is not None:
+            return web.Response(status=404, text="no such session")
+        record.deleted_at = time.time()
+        if record.pc is not None:
+            await record.pc.close()
+        return web.Response(status=200)
+
+    def _state(self, pc: RTCPeerConnection, record: SessionRecord) -> None:
+        if pc.connectionState == "connected" and record.connected_at is None:
+            record.connected_at = time.time()
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _consume(self, track: MediaStreamTrack, record: SessionRecord) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                record.track_ended_at = time.time()
+                return
+            if not isinstance(frame, VideoFrame):
+                continue
+            if record.first_frame_at is None:
+                record.first_frame_at = time.time()
+            record.frames += 1
+            record.width, record.height = frame.width, frame.height
+            if record.frames % self.check_every == 1:
+                record.checked_frames += 1
+                record.pattern_frames += pattern_matches(frame)
+
+
+class ReceiverControl:
+    """The test side: reads a receiver's statistics over its unix socket."""
+
+    def __init__(self, control_path: str) -> None:
+        self._transport = httpx.AsyncHTTPTransport(uds=control_path)
+
+    async def stats(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=self._transport, timeout=5) as http:
+            resp = await http.get("http://receiver/stats")
+            resp.raise_for_status()
+            data: dict[str, Any] = resp.json()
+            return data
+
+    async def session(self) -> dict[str, Any] | None:
+        """The most recent session, or None before the first offer."""
+        sessions = (await self.stats())["sessions"]
+        return sessions[-1] if sessions else None
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    receiver = WhipReceiver(args.host, args.port, check_every=args.check_every)
+    await receiver.start(args.control)
+    print(json.dumps({"event": "ready", "url": receiver.url}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    with contextlib.suppress(Exception):
+        await receiver.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.media.receiver",
+        description="A WHIP endpoint (LiveKit ingress shaped) that decodes what it receives.",
+    )
+    parser.add_argument("--host", default="127.0.0.2", help="listen address (default 127.0.0.2)")
+    parser.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    parser.add_argument("--control", required=True, help="unix socket for GET /stats")
+    parser.add_argument(
+        "--check-every", type=int, default=5, help="compare every Nth frame with the test pattern"
+    )
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
