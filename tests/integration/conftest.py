@@ -27,6 +27,8 @@ from tests.images import (
     build_whip_pusher_image,
     sweep,
 )
+from tests.media.lab import with_test_label
+from tests.media.pusher_image import ensure_pusher_image
 
 LIVEKIT_KEY = "test-api-key"
 LIVEKIT_SECRET = "test-secret-that-is-at-least-32-bytes-long"
@@ -142,3 +144,9 @@ def whip_pusher_image(docker_api: Any) -> str:
 @pytest.fixture(scope="session")
 def valkey_image(docker_api: Any) -> str:
     return build_valkey_image(docker_api)
+
+
+@pytest.fixture(scope="session")
+def media_pusher_image(docker_api: Any) -> str:
+    """The real WHIP pusher (built from ``deploy/pusher`` without a registry), test-labelled."""
+    return with_test_label(docker_api, ensure_pusher_image(docker_api))
