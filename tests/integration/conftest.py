@@ -8,6 +8,7 @@ import os
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -29,6 +30,7 @@ from tests.images import (
 )
 from tests.media.lab import with_test_label
 from tests.media.pusher_image import ensure_pusher_image
+from tests.media.rig import MediaRig, media_rig
 
 LIVEKIT_KEY = "test-api-key"
 LIVEKIT_SECRET = "test-secret-that-is-at-least-32-bytes-long"
@@ -150,3 +152,10 @@ def valkey_image(docker_api: Any) -> str:
 def media_pusher_image(docker_api: Any) -> str:
     """The real WHIP pusher (built from ``deploy/pusher`` without a registry), test-labelled."""
     return with_test_label(docker_api, ensure_pusher_image(docker_api))
+
+
+@pytest.fixture
+def rig(docker_api: Any, pusher_image: str, tmp_path: Path) -> Iterator[MediaRig]:
+    """A loopback-only lab network with a camera simulator and a WHIP receiver in it."""
+    with media_rig(docker_api, pusher_image, tmp_path / "media") as started:
+        yield started

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,19 +19,13 @@ from redis.asyncio import Redis
 from orchestrator.runtime import CAMERA_LABEL
 from tests.livekit_helpers import HEADERS, reserve
 from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
-from tests.media.rig import MediaRig, media_rig
+from tests.media.rig import MediaRig
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 CAMERA = "cam-media"
 FIRST_FRAMES_WITHIN_S = 10.0  # the bound for 100 decoded frames after the reserve
-
-
-@pytest.fixture
-def rig(docker_api: Any, pusher_image: str, tmp_path: Path) -> Any:
-    with media_rig(docker_api, pusher_image, tmp_path / "media") as started:
-        yield started
 
 
 def media_env(image: str, rig: MediaRig, **extra: str) -> dict[str, str]:
