@@ -1,0 +1,247 @@
+"""Reserve → first decoded frame, and the pusher's CPU and memory at steady state (issue 7).
+
+    python -m tests.benchmarks.media_path [--runs 10] [--steady-seconds 30]
+
+Everything is real except LiveKit: an embedded Valkey, the service (``serve``) as a separate
+process with pushers enabled, the Docker engine, the pusher image built from ``deploy/pusher``
+without a registry, the RTSP camera simulator and the decoding WHIP receiver, all inside a
+loopback-only lab network (``tests/media/lab.py``). The LiveKit fake hands out the receiver as
+its ingress URL.
+
+1. **Reserve → first decoded frame**, 640x360 25 fps, GOP 1 s. Each run reserves the camera
+   (cold: no container), takes the wall-clock time just before the request and the receiver's
+   wall-clock time of its first decoded frame, then releases and waits for the container to be
+   removed. One warm-up run is not counted. The pusher's own log splits each run: process
+   start → camera open → publishing (ICE+DTLS connected).
+2. **Steady state at 1920x1080 25 fps** (about 4 Mbit/s): after frames flow and a warm-up,
+   the container's CPU time (cgroup, all its processes) over ``--steady-seconds`` as % of one
+   core, and the memory of its processes (``smaps_rollup``: Rss, Pss, Anonymous), sampled
+   each second. The receiver's decoded frame rate over the same window shows the stream kept
+   up. A round with several pushers at once (``--pushers 1 3``) divides the totals by their
+   number: the pushers share one image, so the library pages that every RSS counts are in
+   memory once, which Pss shows.
+
+The engine must be idle (another orchestrator or test run would remove these containers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from orchestrator.store.embedded import EmbeddedValkey
+from tests.benchmarks.pusher_start import engine_in_use
+from tests.benchmarks.stats import percentile
+from tests.images import build_placeholder_pusher_image
+from tests.livekit_helpers import HEADERS, reserve
+from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
+from tests.media.lab import with_test_label
+from tests.media.pusher_image import ensure_pusher_image
+from tests.media.rig import MediaRig, media_rig
+
+CAMERA = "cam-bench"
+
+
+async def poll(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise SystemExit(f"timed out after {timeout} s waiting for {what}")
+
+
+async def setup(s: Stack, rig: MediaRig, camera: str = CAMERA) -> None:
+    body = {"name": "Bench camera", "rtsp_url": rig.camera_url, "enabled": True}
+    put = await s.http.put(f"/api/v1/cameras/{camera}", json=body, headers=HEADERS)
+    assert put.status_code in (200, 201), put.text
+
+
+async def release(s: Stack, docker_api: Any, lease: dict[str, Any], camera: str = CAMERA) -> None:
+    rid = lease["reservation_id"]
+    response = await s.http.delete(f"/api/v1/stream/release/{rid}", headers=HEADERS)
+    assert response.status_code == 200, response.text
+
+    async def gone() -> bool:
+        return not await asyncio.to_thread(running_pushers, docker_api, camera)
+
+    await poll(gone, 60, "the pusher container to go")
+
+
+def pusher_events(docker_api: Any, container_id: str) -> dict[str, dict[str, Any]]:
+    raw = docker_api.api.logs(container_id, stdout=True, stderr=True).decode()
+    lines = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
+    return {line["event"]: line for line in lines}
+
+
+async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> None:
+    await setup(s, rig)
+    latencies: list[float] = []
+    opens: list[float] = []
+    publishing: list[float] = []
+    for run in range(runs + 1):
+        before = len((await rig.control.stats())["sessions"])
+        sent = time.time()
+        lease = await reserve(s.http, CAMERA)
+
+        async def first_frame(before: int = before) -> float | None:
+            sessions = (await rig.control.stats())["sessions"][before:]
+            return sessions[0]["first_frame_at"] if sessions else None
+
+        frame_at = await poll(first_frame, 60, "the first decoded frame")
+        [pusher] = await asyncio.to_thread(running_pushers, docker_api, CAMERA)
+        events = await asyncio.to_thread(pusher_events, docker_api, pusher["Id"])
+        await release(s, docker_api, lease)
+        if run == 0:
+            continue  # warm-up
+        latencies.append(frame_at - sent)
+        opens.append(events["camera_open"]["seconds"])
+        publishing.append(events["publishing"]["seconds"])
+        print(
+            f"  run {run:2d}: reserve -> first decoded frame {latencies[-1] * 1000:6.0f} ms "
+            f"(pusher: camera open {opens[-1] * 1000:5.0f} ms, "
+            f"publishing {publishing[-1] * 1000:5.0f} ms after its start)"
+        )
+    p50 = percentile(latencies, 50)
+    print(
+        f"reserve -> first decoded frame, {runs} runs: p50 {p50 * 1000:.0f} ms"
+        f"  min {min(latencies) * 1000:.0f}  max {max(latencies) * 1000:.0f} ms"
+        f"  (pusher camera open p50 {statistics.median(opens) * 1000:.0f} ms,"
+        f" publishing p50 {statistics.median(publishing) * 1000:.0f} ms)"
+    )
+
+
+def memory_kib(pids: list[str]) -> dict[str, int]:
+    """Rss, Pss and Anonymous (KiB) summed over ``pids``, from ``/proc/<pid>/smaps_rollup``."""
+    total = {"Rss": 0, "Pss": 0, "Anonymous": 0}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key = line.split(":")[0]
+            if key in total:
+                total[key] += int(line.split()[1])
+    return total
+
+
+def cpu_ns(docker_api: Any, container_id: str) -> int:
+    stats = docker_api.api.stats(container_id, stream=False)
+    return int(stats["cpu_stats"]["cpu_usage"]["total_usage"])
+
+
+async def steady_state(
+    s: Stack, rig: MediaRig, docker_api: Any, seconds: float, pushers: int
+) -> None:
+    cameras = [f"{CAMERA}-{i}" for i in range(pushers)]
+    leases = []
+    for camera in cameras:  # every camera pulls the same simulator; each gets its own pusher
+        await setup(s, rig, camera)
+        leases.append(await reserve(s.http, camera))
+
+    async def frames() -> int:
+        sessions = (await rig.control.stats())["sessions"][-pushers:]
+        return sum(session["frames"] for session in sessions) if len(sessions) == pushers else 0
+
+    async def flowing() -> bool:
+        sessions = (await rig.control.stats())["sessions"]
+        return len(sessions) >= pushers and all(x["frames"] >= 100 for x in sessions[-pushers:])
+
+    await poll(flowing, 90, "1080p frames from every pusher")
+    ids = [
+        row["Id"]
+        for camera in cameras
+        for row in await asyncio.to_thread(running_pushers, docker_api, camera)
+    ]
+    await asyncio.sleep(10)  # warm-up: jitter buffers, bitrate estimation, caches
+    pids = [
+        row[1] for cid in ids for row in docker_api.api.top(cid, ps_args="-o pid,pid")["Processes"]
+    ]
+
+    def cpu_total() -> int:
+        return sum(cpu_ns(docker_api, cid) for cid in ids)
+
+    frames0 = await frames()
+    cpu0, t0 = await asyncio.to_thread(cpu_total), time.monotonic()
+    samples: list[dict[str, int]] = []
+    while time.monotonic() - t0 < seconds:
+        samples.append(memory_kib(pids))
+        await asyncio.sleep(1)
+    cpu1, t1 = await asyncio.to_thread(cpu_total), time.monotonic()
+    frames1 = await frames()
+    cpu_pct = (cpu1 - cpu0) / ((t1 - t0) * 1e9) * 100 / pushers
+
+    def mib(key: str) -> str:
+        values = [sample[key] / 1024 / pushers for sample in samples]
+        return f"{key} mean {statistics.fmean(values):.1f} max {max(values):.1f} MiB"
+
+    print(
+        f"steady state, {pushers} pusher(s) at 1920x1080 25 fps, over {t1 - t0:.0f} s,"
+        f" per pusher ({len(pids) // pushers} processes each): CPU {cpu_pct:.1f} % of a core;"
+        f" {mib('Rss')}; {mib('Pss')}; {mib('Anonymous')};"
+        f" receiver decoded {(frames1 - frames0) / (t1 - t0) / pushers:.1f} fps per stream"
+    )
+    events = await asyncio.to_thread(pusher_events, docker_api, ids[0])
+    print(f"a pusher's last stats line: {json.dumps(events.get('stats'))}")
+    for camera, lease in zip(cameras, leases, strict=True):
+        await release(s, docker_api, lease, camera)
+
+
+async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
+    client = docker.from_env(timeout=60)
+    busy = engine_in_use(client.api)
+    if busy:
+        raise SystemExit(f"the engine is in use ({', '.join(busy[:5])}); run when it is idle")
+    lab_image = build_placeholder_pusher_image(client)
+    image = with_test_label(client, ensure_pusher_image(client))
+    print(f"media path: pusher image {image}, {args.runs} runs")
+    for size, part in (("640x360", "first"), ("1920x1080", "steady")):
+        if (part == "steady" and args.skip_steady) or (part == "first" and args.skip_first):
+            continue
+        with media_rig(client, lab_image, tmp / part, size=size) as rig:
+            env = pusher_env(
+                image,
+                CCTV_PUSHER_NETWORK=rig.lab.network_mode,
+                CCTV_PUSHER_STOP_TIMEOUT_SECONDS="5",
+                CCTV_LEASE_SECONDS="300",
+                CCTV_DRAIN_GRACE_SECONDS="0.2",
+            )
+            async with stack(tmp / part, valkey_url, env, whip_base_url=rig.whip_base_url) as s:
+                if part == "first":
+                    await first_frames(s, rig, client, args.runs)
+                else:
+                    for pushers in args.pushers:
+                        await steady_state(s, rig, client, args.steady_seconds, pushers)
+    client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        epilog="\n".join((__doc__ or "").splitlines()[4:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--runs", type=int, default=10, help="timed reserve -> frame runs")
+    parser.add_argument("--steady-seconds", type=float, default=30, help="CPU/RSS window")
+    parser.add_argument("--skip-steady", action="store_true", help="only the first-frame runs")
+    parser.add_argument("--skip-first", action="store_true", help="only the steady state")
+    parser.add_argument(
+        "--pushers",
+        type=int,
+        nargs="+",
+        default=[1, 3],
+        help="steady-state rounds: this many 1080p pushers at once (default: 1, then 3)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
+        asyncio.run(run(server.url, Path(tmp), args))
+
+
+if __name__ == "__main__":
+    main()
