@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from . import ExitCode
 from .config import PusherConfig
 from .logs import Log, safe_url
+from .memory import heap_trimmer
 from .publisher import Publisher
 from .source import CameraFailure, RtspSource
 from .whip import WhipClient, WhipError
@@ -65,11 +66,11 @@ async def _run(config: PusherConfig, log: Log, source: RtspSource, stop: asyncio
     log.info("pipeline", elements=list(PIPELINE), decoder=None, encoder=None)
     source.start()
     publisher = Publisher(source.track, config.ice_servers)
-    async with WhipClient(config.whip_url, config.whip_token, config.whip_timeout_s) as whip:
-        try:
-            return await _publish(config, log, source, publisher, whip, stop, started)
-        finally:
-            await _teardown(log, publisher, whip)
+    whip = WhipClient(config.whip_url, config.whip_token, config.whip_timeout_s)
+    try:
+        return await _publish(config, log, source, publisher, whip, stop, started)
+    finally:
+        await _teardown(log, publisher, whip)
 
 
 async def _publish(
@@ -125,10 +126,15 @@ async def _teardown(log: Log, publisher: Publisher, whip: WhipClient) -> None:
 
 
 async def _report(config: PusherConfig, log: Log, source: RtspSource) -> None:
+    """Every second, trim the heap; every stats interval, log a stats line."""
     last, last_at = 0, time.monotonic()
+    trim = heap_trimmer()
     while True:
-        await asyncio.sleep(config.stats_interval_s)
+        await asyncio.sleep(1.0)
+        trim()
         s, now = source.stats, time.monotonic()
+        if now - last_at < config.stats_interval_s:
+            continue
         fps = (s.packets - last) / (now - last_at)
         last, last_at = s.packets, now
         log.info(

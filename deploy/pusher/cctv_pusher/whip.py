@@ -31,6 +31,9 @@ class WhipSession:
 
 
 class WhipClient:
+    """Each request gets its own HTTP client: there are two per session, usually hours apart,
+    and an idle client would hold its TLS context (the parsed CA bundle) all that time."""
+
     def __init__(
         self,
         url: str,
@@ -39,28 +42,27 @@ class WhipClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._url = url
-        headers = {"User-Agent": "cctv-pusher"}
+        self._timeout_s = timeout_s
+        self._transport = transport
+        self._headers = {"User-Agent": "cctv-pusher"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.AsyncClient(
-            timeout=timeout_s,
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self._timeout_s,
             follow_redirects=True,
-            headers=headers,
+            headers=self._headers,
             trust_env=False,
-            transport=transport,
+            transport=self._transport,
         )
-
-    async def __aenter__(self) -> WhipClient:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self._http.aclose()
 
     async def publish(self, offer: str) -> WhipSession:
         try:
-            resp = await self._http.post(
-                self._url, content=offer.encode(), headers={"Content-Type": SDP, "Accept": SDP}
-            )
+            async with self._client() as http:
+                resp = await http.post(
+                    self._url, content=offer.encode(), headers={"Content-Type": SDP, "Accept": SDP}
+                )
         except httpx.HTTPError as exc:
             raise WhipError(f"WHIP endpoint unreachable: {type(exc).__name__}") from None
         if resp.status_code != 201:
@@ -76,7 +78,8 @@ class WhipClient:
     async def delete(self, session: WhipSession) -> int:
         """End the session at the endpoint; the HTTP status (404: it was already gone)."""
         try:
-            resp = await self._http.delete(session.location)
+            async with self._client() as http:
+                resp = await http.delete(session.location)
         except httpx.HTTPError as exc:
             raise WhipError(f"WHIP DELETE failed: {type(exc).__name__}") from None
         return resp.status_code
