@@ -257,3 +257,9 @@ def remove_test_images(client: Any = None) -> int:
 if __name__ == "__main__":
     print(build_placeholder_pusher_image())
     print(build_valkey_image())
+
+
+def with_test_label(client: Any, image: str) -> str:
+    """``image`` plus the test label, so the sweep of test containers also takes its pushers."""
+    dockerfile = f"FROM {image}\nLABEL {' '.join(f'{k}={v}' for k, v in TEST_LABELS.items())}\n"
+    return build_image("cctv-test-media-pusher", dockerfile, {}, client)

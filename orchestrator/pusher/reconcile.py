@@ -60,7 +60,7 @@ def plan(
             corrections.append(
                 Correction("missing", camera_id, view.container_id, view.generation, reason)
             )
-        elif not found.running:
+        elif found.stopped:  # not "created": a listing taken mid-start is not a death
             reason = f"container {found.status}, exit code {found.exit_code}"
             corrections.append(Correction("dead", camera_id, found.id, view.generation, reason))
     for camera_id, live in sorted(snapshot.watched.items()):

@@ -92,6 +92,9 @@ class PusherSpec:
         }
 
 
+STOPPED_STATES = ("exited", "dead")
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     """A container as the engine reports it.
@@ -115,6 +118,11 @@ class ContainerInfo:
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def stopped(self) -> bool:
+        """Exited or dead. A ``created`` container is not: its start may still be in flight."""
+        return self.status in STOPPED_STATES
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,7 @@ def _parse_time(value: object) -> datetime | None:
 def _info(
     cid: str, name: str, labels: Mapping[str, str], status: str, exit_code: int | None
 ) -> ContainerInfo:
-    stopped = status in ("exited", "dead")
+    stopped = status in STOPPED_STATES
     return ContainerInfo(
         id=cid,
         name=name.lstrip("/"),

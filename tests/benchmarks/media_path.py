@@ -40,12 +40,11 @@ import docker
 from orchestrator.store.embedded import EmbeddedValkey
 from tests.benchmarks.pusher_start import engine_in_use
 from tests.benchmarks.stats import percentile
-from tests.images import build_placeholder_pusher_image
+from tests.images import build_placeholder_pusher_image, with_test_label
 from tests.livekit_helpers import HEADERS, reserve
 from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
-from tests.media.lab import with_test_label
 from tests.media.pusher_image import ensure_pusher_image
-from tests.media.rig import MediaRig, media_rig
+from tests.media.rig import MediaRig, media_rig, pusher_log
 
 CAMERA = "cam-bench"
 
@@ -78,9 +77,8 @@ async def release(s: Stack, docker_api: Any, lease: dict[str, Any], camera: str 
 
 
 def pusher_events(docker_api: Any, container_id: str) -> dict[str, dict[str, Any]]:
-    raw = docker_api.api.logs(container_id, stdout=True, stderr=True).decode()
-    lines = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
-    return {line["event"]: line for line in lines}
+    """The last log line of each event."""
+    return {line["event"]: line for line in pusher_log(docker_api, container_id)}
 
 
 async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> None:
@@ -160,9 +158,8 @@ async def steady_state(
         for row in await asyncio.to_thread(running_pushers, docker_api, camera)
     ]
     await asyncio.sleep(10)  # warm-up: jitter buffers, bitrate estimation, caches
-    pids = [
-        row[1] for cid in ids for row in docker_api.api.top(cid, ps_args="-o pid,pid")["Processes"]
-    ]
+    tops = [await asyncio.to_thread(docker_api.api.top, cid, "-o pid,pid") for cid in ids]
+    pids = [row[1] for top in tops for row in top["Processes"]]
 
     def cpu_total() -> int:
         return sum(cpu_ns(docker_api, cid) for cid in ids)

@@ -27,8 +27,8 @@ from tests.images import (
     build_valkey_image,
     build_whip_pusher_image,
     sweep,
+    with_test_label,
 )
-from tests.media.lab import with_test_label
 from tests.media.pusher_image import ensure_pusher_image
 from tests.media.rig import MediaRig, media_rig
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from orchestrator.runtime import CAMERA_LABEL
 from tests.livekit_helpers import HEADERS, reserve
 from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
-from tests.media.rig import MediaRig
+from tests.media.rig import MediaRig, pusher_log
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
@@ -47,11 +47,6 @@ async def frames_after(rig: MediaRig, count: int, sessions_before: int = 0) -> b
     """The newest session (past the first ``sessions_before``) decoded ``count`` frames."""
     sessions = (await rig.control.stats())["sessions"][sessions_before:]
     return bool(sessions) and sessions[-1]["frames"] >= count
-
-
-def pusher_log(docker_api: Any, container_id: str) -> list[dict[str, Any]]:
-    raw = docker_api.api.logs(container_id, stdout=True, stderr=True).decode()
-    return [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
 
 
 async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
@@ -89,7 +84,7 @@ async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
         assert received <= rig.camera_digests(), "a NAL unit the camera never sent arrived"
 
         [pusher] = await asyncio.to_thread(running_pushers, docker_api, CAMERA)
-        log = pusher_log(docker_api, pusher["Id"])
+        log = await asyncio.to_thread(pusher_log, docker_api, pusher["Id"])
         events = {line["event"]: line for line in log}
         assert events["camera_open"]["codec"] == "h264"
         assert events["pipeline"]["encoder"] is None and events["pipeline"]["decoder"] is None

@@ -22,7 +22,7 @@ from typing import Any
 
 import docker.errors
 
-from tests.images import TEST_LABELS, build_image
+from tests.images import TEST_LABELS
 
 LAB_ADDRESS = "127.0.0.2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -121,9 +121,3 @@ def lab(client: Any, image: str) -> Iterator[Lab]:
         yield started.start()
     finally:
         started.stop()
-
-
-def with_test_label(client: Any, image: str) -> str:
-    """``image`` plus the test label, so the sweep of test containers also takes its pushers."""
-    dockerfile = f"FROM {image}\nLABEL {' '.join(f'{k}={v}' for k, v in TEST_LABELS.items())}\n"
-    return build_image("cctv-test-media-pusher", dockerfile, {}, client)

@@ -107,3 +107,9 @@ def media_rig(
             raise
         finally:
             rig.stop()
+
+
+def pusher_log(docker_api: Any, container_id: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a pusher container (blocking: call it through a thread)."""
+    raw = docker_api.api.logs(container_id, stdout=True, stderr=True).decode()
+    return [json.loads(line) for line in raw.splitlines() if line.startswith("{")]

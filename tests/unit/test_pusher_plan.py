@@ -13,7 +13,7 @@ from orchestrator.pusher.backoff import TABLE_SIZE, RestartPolicy
 from orchestrator.pusher.lifecycle import due_for_start, due_for_stop
 from orchestrator.pusher.reconcile import Correction, plan
 from orchestrator.pusher.store import PusherView, Snapshot
-from orchestrator.runtime.spec import ContainerInfo
+from orchestrator.runtime.spec import STOPPED_STATES, ContainerInfo
 
 NOW = 1_700_000_000_000
 STATES = ("IDLE", "STARTING", "RUNNING", "DRAINING", "STOPPING", "FAILED")
@@ -53,7 +53,7 @@ def container(
     status: str = "running",
     managed: bool = True,
 ) -> ContainerInfo:
-    stopped = status in ("exited", "dead")
+    stopped = status in STOPPED_STATES
     return ContainerInfo(
         id=cid,
         name=f"whip-pusher-{camera_id or 'x'}",
@@ -134,6 +134,14 @@ def test_draining_camera_that_was_running_is_checked_like_running() -> None:
 
 def test_running_camera_with_running_container_needs_nothing() -> None:
     listing = [container("cam-1", "c-1")]
+    snapshot = snap(view("cam-1", "RUNNING", container_id="c-1"), watched={"cam-1": 3})
+    assert plan(listing, snapshot, trust_empty=False) == []
+
+
+def test_a_container_listed_mid_start_is_not_dead() -> None:
+    """A listing taken between another replica's create and start shows ``created`` while the
+    state already says RUNNING (seen in the 300-viewer race): not a death, no restart."""
+    listing = [container("cam-1", "c-1", status="created")]
     snapshot = snap(view("cam-1", "RUNNING", container_id="c-1"), watched={"cam-1": 3})
     assert plan(listing, snapshot, trust_empty=False) == []
 
