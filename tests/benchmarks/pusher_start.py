@@ -14,7 +14,10 @@ run and on the same image, come the baselines: ``docker run -d --network none`` 
 process per container), a plain create+start through the docker SDK, and a create+start through
 the SDK with the orchestrator's own host config (``--init``, memory and CPU limits, log
 options). One warm-up of each goes first and is not counted. Then the orchestrator and the CLI
-again with all cameras at once.
+again with all cameras at once, and the teardown of that burst: every burst reservation
+released at once, timed from the last release answered to the engine's last ``destroy`` event,
+against stopping and removing the CLI's burst containers in parallel through the SDK (same
+stop timeout). The orchestrator's figure includes its drain grace, which is printed beside it.
 
 The engine must be idle: another orchestrator removes our containers as orphans (and ours
 theirs), and a test run's sweep removes every test container, so the run refuses to start
@@ -61,7 +64,11 @@ ORCHESTRATOR = "orchestrator: reserve -> start event"
 CLI = "docker run -d: spawn -> start event"
 SDK_PLAIN = "SDK create+start: call -> start event"
 SDK_SPEC = "SDK, orchestrator's host config -> start event"
+TEARDOWN = "orchestrator: last release -> last destroy"
+TEARDOWN_BASELINE = "SDK stop+remove in parallel -> last destroy"
 EVENT_TIMEOUT_SECONDS = 30.0
+GRACE_SECONDS = 0.5
+STOP_TIMEOUT_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -84,11 +91,13 @@ class StartEvents:
 
     def __init__(self, api: Any, run_id: str) -> None:
         self._stream = api.events(
-            decode=True, filters={"type": "container", "event": ["create", "start", "die"]}
+            decode=True,
+            filters={"type": "container", "event": ["create", "start", "die", "destroy"]},
         )
         self._run_id = run_id
         self._seen: dict[tuple[str, str], Started] = {}
         self.died: list[str] = []
+        self.tearing_down = False  # from then on a ``die`` is expected, not a disturbance
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._read, name="bench-events", daemon=True)
         self._thread.start()
@@ -102,7 +111,7 @@ class StartEvents:
                 action = str(event.get("Action", ""))
                 with self._cond:
                     if action == "die":
-                        if self._run_id in name:
+                        if self._run_id in name and not self.tearing_down:
                             self.died.append(name)
                     elif (action, name) not in self._seen:
                         engine = int(event.get("timeNano") or 0) / 1e9
@@ -117,6 +126,9 @@ class StartEvents:
 
     async def started(self, name: str) -> Started:
         return await asyncio.to_thread(self.wait, "start", name)
+
+    async def destroyed(self, name: str) -> Started:
+        return await asyncio.to_thread(self.wait, "destroy", name, 60.0)
 
     def created(self, name: str) -> float:
         """The engine time of the name's ``create`` (call after its start was seen)."""
@@ -230,13 +242,14 @@ class Bench:
         self.docker = docker_api
         self.events = events
         self.image = image
-        self.reservations: list[str] = []
+        self.reservations: dict[str, str] = {}  # camera id -> reservation id, until released
+        self.released = 0
 
     async def orchestrator(self, camera_id: str, out: Series, *, poll_state: bool) -> None:
         t0 = time.time()
         rid = await self.api.reserve(camera_id)
         answered = time.time()
-        self.reservations.append(rid)
+        self.reservations[camera_id] = rid
         name = f"whip-pusher-{camera_id}"
         started = await self.events.started(name)
         out.add(ORCHESTRATOR, started.engine - t0)
@@ -341,6 +354,39 @@ async def burst(bench: Bench, run: str, cameras: int) -> tuple[Series, dict[str,
     return out, spans
 
 
+def stop_and_remove(docker_api: Any, name: str) -> None:
+    docker_api.stop(name, timeout=STOP_TIMEOUT_SECONDS)
+    docker_api.remove_container(name, v=True)
+
+
+async def teardown(bench: Bench, run: str, cameras: int) -> dict[str, float]:
+    """Release the burst's cameras at once; then stop+remove the CLI burst as the baseline."""
+    bench.events.tearing_down = True
+    burst = {c: r for c, r in bench.reservations.items() if c.startswith(f"pb-{run}-")}
+    await asyncio.gather(*(bench.api.release(rid) for rid in burst.values()))
+    released = time.time()
+    for camera_id in burst:
+        del bench.reservations[camera_id]
+    bench.released += len(burst)
+    gone = [await bench.events.destroyed(f"whip-pusher-{c}") for c in burst]
+    spans = {TEARDOWN: max(g.engine for g in gone) - released}
+    names = [f"bench-burst-{run}-{i}" for i in range(cameras)]
+    t0 = time.time()
+    await asyncio.gather(*(asyncio.to_thread(stop_and_remove, bench.docker, n) for n in names))
+    gone = [await bench.events.destroyed(n) for n in names]
+    spans[TEARDOWN_BASELINE] = max(g.engine for g in gone) - t0
+    return spans
+
+
+def report_teardown(spans: dict[str, float], cameras: int) -> None:
+    ours, theirs = spans[TEARDOWN], spans[TEARDOWN_BASELINE]
+    print(f"\nteardown of all {cameras} at once (drain grace {GRACE_SECONDS} s):")
+    print(f"{TEARDOWN:<48} {ours * 1000:7.1f} ms")
+    print(f"{'  of which beyond the grace':<48} {(ours - GRACE_SECONDS) * 1000:7.1f} ms")
+    print(f"{TEARDOWN_BASELINE:<48} {theirs * 1000:7.1f} ms")
+    print(f"{'ratio (orchestrator - grace) / SDK':<48} {(ours - GRACE_SECONDS) / theirs:5.2f}")
+
+
 async def wait_removed(docker_api: Any, prefix: str, timeout: float = 60.0) -> int:
     """Wait until no managed container named ``prefix*`` is left; returns what is left."""
     deadline = time.monotonic() + timeout
@@ -398,11 +444,12 @@ def report_burst(series: Series, spans: dict[str, float], cameras: int) -> None:
 
 async def measure(
     bench: Bench, run_id: str, cameras: int, with_burst: bool
-) -> tuple[Series, Series, dict[str, float]]:
+) -> tuple[Series, Series, dict[str, float], dict[str, float]]:
     series = await sequential(bench, run_id, cameras)
     if not with_burst:
-        return series, Series(), {}
-    return (series, *await burst(bench, run_id, cameras))
+        return series, Series(), {}, {}
+    burst_series, spans = await burst(bench, run_id, cameras)
+    return series, burst_series, spans, await teardown(bench, run_id, cameras)
 
 
 async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
@@ -433,8 +480,8 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
         CCTV_PUSHERS_ENABLED="true",
         CCTV_PUSHER_IMAGE=image,
         CCTV_PUSHER_NETWORK="none",
-        CCTV_DRAIN_GRACE_SECONDS="0.5",
-        CCTV_PUSHER_STOP_TIMEOUT_SECONDS="2",
+        CCTV_DRAIN_GRACE_SECONDS=str(GRACE_SECONDS),
+        CCTV_PUSHER_STOP_TIMEOUT_SECONDS=str(STOP_TIMEOUT_SECONDS),
     )
     events = StartEvents(docker_api, run_id)
     try:
@@ -448,16 +495,20 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
                 f"{os.cpu_count()} CPUs, network none"
             )
             try:
-                series, burst_series, spans = await measure(bench, run_id, cameras, with_burst)
+                series, burst_series, spans, teardown_spans = await measure(
+                    bench, run_id, cameras, with_burst
+                )
                 died = list(events.died)
             finally:
-                await asyncio.gather(*(api.release(rid) for rid in bench.reservations))
+                await asyncio.gather(*(api.release(rid) for rid in bench.reservations.values()))
+                bench.released += len(bench.reservations)
                 left = await wait_removed(docker_api, f"whip-pusher-p[sb]-{run_id}-")
         report(series, cameras)
         if with_burst:
             report_burst(burst_series, spans, cameras)
+            report_teardown(teardown_spans, cameras)
         print(
-            f"\nreleased {len(bench.reservations)} reservations; orchestrator containers "
+            f"\nreleased {bench.released} reservations; orchestrator containers "
             f"left {left}; containers of this run that died before cleanup: {len(died)}"
         )
         if died:

@@ -215,15 +215,19 @@ async def test_50_cameras_by_4_viewers_give_50_pushers_and_none_after_release(
 
             await eventually(fifty_running, 90, "50 running pushers", interval=0.25)
             assert len(await asyncio.to_thread(managed, docker_api)) == 50
+            releasing_at = time.monotonic()
             await asyncio.gather(*(release(https[i % 2], rid) for i, rid in enumerate(rids)))
-            released_at = time.monotonic()
+            await asyncio.sleep(GRACE_S / 3)
+            still = await asyncio.to_thread(managed, docker_api)
+            if time.monotonic() - releasing_at < GRACE_S:  # a busy machine may be past it
+                assert len(still) == 50, "a pusher was torn down inside the drain grace"
 
             async def none_left() -> bool:
                 return not await asyncio.to_thread(managed, docker_api)
 
-            await eventually(none_left, 30, "every pusher removed", interval=0.1)
-            took = time.monotonic() - released_at
-            assert took <= GRACE_S + 2, f"last pusher went {took:.2f} s after the last release"
+            # Liveness only: how fast teardown goes is a figure of
+            # tests/benchmarks/pusher_start.py (the burst release), not a bound here.
+            await eventually(none_left, GRACE_S + 60, "every pusher removed", interval=0.25)
             body = (await https[0].get("/api/v1/stream/stats")).json()
             assert body["total_reserved"] == 0
             assert body["source_stats"]["METRO"]["current"] == 0
