@@ -1,0 +1,636 @@
+"""Every key of ``deploy/livekit/*.yaml`` is one LiveKit's own config structs have.
+
+The two parsers differ, and both make a typo costly:
+
+* the LiveKit **server** decodes its file with yaml.v3 ``KnownFields(true)`` (strict unless it
+  runs with ``--disable-strict-config``): an unknown key stops it at start
+  (livekit ``cmd/server/main.go`` -> ``pkg/config/config.go`` ``NewConfig``);
+* the **ingress** decodes with a plain ``yaml.Unmarshal`` (not strict): an unknown or misspelt
+  key is ignored without a word and the setting keeps its default (ingress
+  ``pkg/config/config.go`` ``NewConfig``), so ``health_prot: 8081`` would leave the health
+  server off and nothing would say why.
+
+This test catches both, offline (no network, no Docker). The allowed keys below were read, as
+data, from the ``yaml:"..."`` tags of the Go structs; each table names its source repository,
+commit and file. Field kinds: ``SCALAR`` (a string, number, bool or duration; also the types
+with a custom scalar decoder, such as ``udp_port`` and ``node_ip``), ``ListOf``, ``MapOf``
+(free keys, e.g. ``keys:``), a ``dict`` (a struct: only its keys), or ``Opaque`` (a struct this
+module does not model, with the reason; the deploy files must set nothing under one, see
+``test_deploy_files_set_nothing_under_an_opaque_section``).
+
+Sources read:
+
+* livekit/livekit 788d4c354474383956067e3a22ffba88dd4803e4
+* livekit/ingress 19017c82b0df61affe06df59b1d83dc83cb53af4
+* livekit/protocol 17c16cf496fd20697ff862daf9768f9830ebe6fd (the server's go.mod pin; the redis,
+  logger and xtls structs are the same at v1.50.4, the ingress's pin, and at d74e7cd)
+* livekit/mediatransportutil 77f742a4bb32a3a4fcfe951f5d5e4a5dadb8312b: the newest commit that
+  was available; the server pins a3417d38cda0 and the ingress 81a5287a7109, both later. A key
+  added to ``RTCConfig`` since would be refused here (a false alarm, never a miss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_FILE = ROOT / "deploy" / "livekit" / "livekit.yaml"
+INGRESS_FILE = ROOT / "deploy" / "livekit" / "ingress.yaml"
+
+
+class _Scalar:
+    """A field that takes one scalar value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SCALAR"
+
+
+SCALAR: Final = _Scalar()
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A struct not modelled here: anything below it goes unchecked."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: Node
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A Go map: any key, each value of the given kind."""
+
+    value: Node
+
+
+Node: TypeAlias = _Scalar | Opaque | ListOf | MapOf | dict[str, "Node"]
+Struct: TypeAlias = dict[str, Node]
+
+_NOT_USED = "not used by deploy/livekit; struct not modelled"
+
+# --- livekit/protocol @ 17c16cf496fd20697ff862daf9768f9830ebe6fd ------------------------------
+
+# xtls/tls.go Config
+PROTOCOL_TLS: Final[Struct] = {
+    "enabled": SCALAR,
+    "insecure": SCALAR,
+    "server_name": SCALAR,
+    "ca_cert_file": SCALAR,
+    "client_cert_file": SCALAR,
+    "client_key_file": SCALAR,
+}
+
+# redis/redis.go RedisConfig
+PROTOCOL_REDIS: Final[Struct] = {
+    "address": SCALAR,
+    "username": SCALAR,
+    "password": SCALAR,
+    "db": SCALAR,
+    "use_tls": SCALAR,
+    "tls": PROTOCOL_TLS,
+    "sentinel_master_name": SCALAR,
+    "sentinel_username": SCALAR,
+    "sentinel_password": SCALAR,
+    "sentinel_addresses": ListOf(SCALAR),
+    "cluster_addresses": ListOf(SCALAR),
+    "dial_timeout": SCALAR,
+    "read_timeout": SCALAR,
+    "write_timeout": SCALAR,
+    "max_redirects": SCALAR,
+    "pool_timeout": SCALAR,
+    "pool_size": SCALAR,
+}
+
+# logger/config.go Config
+PROTOCOL_LOGGER: Final[Struct] = {
+    "json": SCALAR,
+    "level": SCALAR,
+    "sample": SCALAR,
+    "component_levels": MapOf(SCALAR),
+    "sample_initial": SCALAR,
+    "sample_interval": SCALAR,
+    "item_sample_seconds": SCALAR,
+    "item_sample_initial": SCALAR,
+    "item_sample_interval": SCALAR,
+}
+
+# webhook/notifier.go WebHookConfig, FilterParams; webhook/url_notifier.go URLNotifierConfig;
+# webhook/resource_url_notifier.go ResourceURLNotifierConfig
+PROTOCOL_WEBHOOK: Final[Struct] = {
+    "urls": ListOf(SCALAR),
+    "api_key": SCALAR,
+    "url_notifier": {"num_workers": SCALAR, "queue_size": SCALAR},
+    "resource_url_notifier": {"max_age": SCALAR, "max_depth": SCALAR},
+    "filter_params": {"include_events": ListOf(SCALAR), "exclude_events": ListOf(SCALAR)},
+}
+
+# rpc/typed_api.go PSRPCConfig
+PROTOCOL_PSRPC: Final[Struct] = {
+    "max_attempts": SCALAR,
+    "timeout": SCALAR,
+    "backoff": SCALAR,
+    "buffer_size": SCALAR,
+}
+
+# --- livekit/mediatransportutil @ 77f742a4bb32a3a4fcfe951f5d5e4a5dadb8312b ---------------------
+
+# pkg/rtcconfig/config.go RTCConfig (NodeIPAutoGenerated is yaml:"-"), InterfacesConfig,
+# IPsConfig, BatchIOConfig. PortRange (udp_port) and NodeIP (node_ip) decode from one scalar
+# ("7882" or "50000-60000"; "ipv4[,ipv6]"): a mapping there is silently ignored.
+MTU_RTC: Final[Struct] = {
+    "udp_port": SCALAR,
+    "tcp_port": SCALAR,
+    "port_range_start": SCALAR,
+    "port_range_end": SCALAR,
+    "use_stun_port_as_ice": SCALAR,
+    "node_ip": SCALAR,
+    "stun_servers": ListOf(SCALAR),
+    "use_external_ip": SCALAR,
+    "use_ice_lite": SCALAR,
+    "interfaces": {"includes": ListOf(SCALAR), "excludes": ListOf(SCALAR)},
+    "ips": {"includes": ListOf(SCALAR), "excludes": ListOf(SCALAR)},
+    "enable_loopback_candidate": SCALAR,
+    "use_mdns": SCALAR,
+    "external_ip_only": SCALAR,
+    "batch_io": {"batch_size": SCALAR, "max_flush_interval": SCALAR},
+    "sctp_min_cwnd": SCALAR,
+    "sctp_fast_rtx_wnd": SCALAR,
+    "sctp_cwnd_ca_step": SCALAR,
+    "force_tcp": SCALAR,
+}
+
+# --- livekit/livekit (server) @ 788d4c354474383956067e3a22ffba88dd4803e4 -----------------------
+
+# pkg/config/config.go TURNServer
+SERVER_TURN_SERVER: Final[Struct] = {
+    "host": SCALAR,
+    "port": SCALAR,
+    "protocol": SCALAR,
+    "username": SCALAR,
+    "credential": SCALAR,
+    "secret": SCALAR,
+    "secret_file": SCALAR,
+    "ttl": SCALAR,
+}
+
+# pkg/config/config.go CongestionControlConfig
+SERVER_CONGESTION_CONTROL: Final[Struct] = {
+    "enabled": SCALAR,
+    "allow_pause": SCALAR,
+    "stream_allocator": Opaque(f"streamallocator.StreamAllocatorConfig: {_NOT_USED}"),
+    "remote_bwe": Opaque(f"remotebwe.RemoteBWEConfig: {_NOT_USED}"),
+    "use_send_side_bwe_interceptor": SCALAR,
+    "use_send_side_bwe": SCALAR,
+    "send_side_bwe_pacer": SCALAR,
+    "send_side_bwe": Opaque(f"sendsidebwe.SendSideBWEConfig: {_NOT_USED}"),
+}
+
+# pkg/config/config.go RTCConfig: rtcconfig.RTCConfig inline, then the server's own fields;
+# pkg/sfu/receiver_base.go PLIThrottleConfig; pkg/config/config.go ForwardStatsConfig
+SERVER_RTC: Final[Struct] = {
+    **MTU_RTC,
+    "turn_servers": ListOf(SERVER_TURN_SERVER),
+    "enable_warp": SCALAR,
+    "strict_acks": SCALAR,
+    "packet_buffer_size": SCALAR,
+    "packet_buffer_size_video": SCALAR,
+    "packet_buffer_size_audio": SCALAR,
+    "pli_throttle": {"low_quality": SCALAR, "mid_quality": SCALAR, "high_quality": SCALAR},
+    "congestion_control": SERVER_CONGESTION_CONTROL,
+    "allow_tcp_fallback": SCALAR,
+    "tcp_fallback_rtt_threshold": SCALAR,
+    "allow_udp_unstable_fallback": SCALAR,
+    "reconnect_on_publication_error": SCALAR,
+    "reconnect_on_subscription_error": SCALAR,
+    "reconnect_on_data_channel_error": SCALAR,
+    "data_channel_max_buffered_amount": SCALAR,
+    "datachannel_slow_threshold": SCALAR,
+    "datachannel_lossy_target_latency": SCALAR,
+    "datachannel_data_track_target_latency": SCALAR,
+    "forward_stats": {
+        "summary_interval": SCALAR,
+        "report_interval": SCALAR,
+        "report_window": SCALAR,
+    },
+    "enable_rtp_stream_restart_detection": SCALAR,
+}
+
+# pkg/sfu/receiver_base.go AudioConfig: pkg/sfu/audio/audiolevel.go AudioLevelConfig inline
+SERVER_AUDIO: Final[Struct] = {
+    "active_level": SCALAR,
+    "min_percentile": SCALAR,
+    "update_interval": SCALAR,
+    "smooth_intervals": SCALAR,
+    "active_red_encoding": SCALAR,
+    "enable_loss_proxying": SCALAR,
+}
+
+# pkg/config/config.go VideoConfig
+SERVER_VIDEO: Final[Struct] = {
+    "dynacast_pause_delay": SCALAR,
+    "stream_tracker_manager": Opaque(f"sfu.StreamTrackerManagerConfig: {_NOT_USED}"),
+    "codec_regression_threshold": SCALAR,
+}
+
+# pkg/config/config.go RoomConfig, CodecSpec, PlayoutDelayConfig
+SERVER_ROOM: Final[Struct] = {
+    "auto_create": SCALAR,
+    "enabled_codecs": ListOf({"mime": SCALAR, "fmtp_line": SCALAR}),
+    "max_participants": SCALAR,
+    "empty_timeout": SCALAR,
+    "departure_timeout": SCALAR,
+    "enable_remote_unmute": SCALAR,
+    "playout_delay": {"enabled": SCALAR, "min": SCALAR, "max": SCALAR},
+    "sync_streams": SCALAR,
+    "create_room_timeout": SCALAR,
+    "create_room_attempts": SCALAR,
+    "enable_full_room_in_webhooks": SCALAR,
+    "update_batch_target_size": SCALAR,
+    "max_metadata_size": SCALAR,
+    "max_room_name_length": SCALAR,
+    "max_participant_identity_length": SCALAR,
+    "room_configurations": MapOf(
+        Opaque(f"livekit.RoomConfiguration (a protobuf message, no yaml tags): {_NOT_USED}")
+    ),
+}
+
+# pkg/config/config.go TURNConfig
+SERVER_TURN: Final[Struct] = {
+    "enabled": SCALAR,
+    "domain": SCALAR,
+    "cert_file": SCALAR,
+    "key_file": SCALAR,
+    "tls_port": SCALAR,
+    "udp_port": SCALAR,
+    "relay_range_start": SCALAR,
+    "relay_range_end": SCALAR,
+    "external_tls": SCALAR,
+    "bind_addresses": ListOf(SCALAR),
+    "per_user_relay_allocation_limit": SCALAR,
+    "ttl_seconds": SCALAR,
+    "allow_restricted_peer_cidrs": ListOf(SCALAR),
+    "deny_peer_cidrs": ListOf(SCALAR),
+}
+
+# pkg/config/config.go NodeSelectorConfig, RegionConfig
+SERVER_NODE_SELECTOR: Final[Struct] = {
+    "kind": SCALAR,
+    "sort_by": SCALAR,
+    "algorithm": SCALAR,
+    "cpu_load_limit": SCALAR,
+    "sysload_limit": SCALAR,
+    "regions": ListOf({"name": SCALAR, "lat": SCALAR, "lon": SCALAR}),
+}
+
+# pkg/config/config.go LimitConfig
+SERVER_LIMIT: Final[Struct] = {
+    "num_tracks": SCALAR,
+    "bytes_per_sec": SCALAR,
+    "subscription_limit_video": SCALAR,
+    "subscription_limit_audio": SCALAR,
+    "max_metadata_size": SCALAR,
+    "max_attributes_size": SCALAR,
+    "max_room_name_length": SCALAR,
+    "max_participant_identity_length": SCALAR,
+    "max_participant_name_length": SCALAR,
+    "max_data_blob_key_length": SCALAR,
+    "max_data_blobs_size": SCALAR,
+    "max_data_track_custom_encoding_length": SCALAR,
+    "signal_message_size_limit": SCALAR,
+    "agent_signal_message_size_limit": SCALAR,
+    "max_api_request_body_size": SCALAR,
+}
+
+# pkg/config/config.go Config (the whole file's top level), with SignalRelayConfig,
+# LoggingConfig (logger.Config inline + pion_level), PrometheusConfig, DebugHandlerConfig,
+# IngressConfig, SIPConfig (an empty struct: any key under sip: is unknown), TracingConfig,
+# NodeStatsConfig, APIConfig; pkg/agent/config.go Config
+SERVER_CONFIG: Final[Struct] = {
+    "port": SCALAR,
+    "bind_addresses": ListOf(SCALAR),
+    "prometheus_port": SCALAR,
+    "prometheus": {"port": SCALAR, "username": SCALAR, "password": SCALAR},
+    "debug_handler": {"port": SCALAR},
+    "rtc": SERVER_RTC,
+    "redis": PROTOCOL_REDIS,
+    "audio": SERVER_AUDIO,
+    "video": SERVER_VIDEO,
+    "room": SERVER_ROOM,
+    "turn": SERVER_TURN,
+    "ingress": {"rtmp_base_url": SCALAR, "whip_base_url": SCALAR},
+    "sip": {},
+    "webhook": PROTOCOL_WEBHOOK,
+    "node_selector": SERVER_NODE_SELECTOR,
+    "key_file": SCALAR,
+    "keys": MapOf(SCALAR),
+    "region": SCALAR,
+    "signal_relay": {
+        "retry_timeout": SCALAR,
+        "min_retry_interval": SCALAR,
+        "max_retry_interval": SCALAR,
+        "stream_buffer_size": SCALAR,
+        "connect_attempts": SCALAR,
+    },
+    "psrpc": PROTOCOL_PSRPC,
+    "log_level": SCALAR,
+    "logging": {**PROTOCOL_LOGGER, "pion_level": SCALAR},
+    "limit": SERVER_LIMIT,
+    "agents": {
+        "enable_user_data_recording": SCALAR,
+        "enable_user_data_redaction": SCALAR,
+        "target_load": SCALAR,
+    },
+    "development": SCALAR,
+    "metric": Opaque(f"metric.MetricConfig (pkg/metric/metric_config.go): {_NOT_USED}"),
+    "trace": {"jaeger_url": SCALAR},
+    "node_stats": {
+        "stats_update_interval": SCALAR,
+        "stats_rate_measurement_intervals": ListOf(SCALAR),
+        "stats_max_delay": SCALAR,
+    },
+    "enable_data_tracks": SCALAR,
+    "enable_participant_data_blob": SCALAR,
+    "api": {
+        "execution_timeout": SCALAR,
+        "check_interval": SCALAR,
+        "max_check_interval": SCALAR,
+        "enable_psrpc_for_get_list_participants": SCALAR,
+    },
+}
+
+# --- livekit/ingress @ 19017c82b0df61affe06df59b1d83dc83cb53af4 --------------------------------
+
+# pkg/config/config.go Config: ServiceConfig and InternalConfig, both inline; CPUCostConfig.
+# logging is protocol logger.Config itself (no pion_level here); rtc_config is
+# rtcconfig.RTCConfig itself (none of the server's additions).
+INGRESS_CONFIG: Final[Struct] = {
+    "redis": PROTOCOL_REDIS,
+    "api_key": SCALAR,
+    "api_secret": SCALAR,
+    "ws_url": SCALAR,
+    "health_port": SCALAR,
+    "debug_handler_port": SCALAR,
+    "prometheus_port": SCALAR,
+    "rtmp_port": SCALAR,
+    "whip_port": SCALAR,
+    "http_relay_port": SCALAR,
+    "logging": PROTOCOL_LOGGER,
+    "development": SCALAR,
+    "whip_proxy_enabled": SCALAR,
+    "rtc_config": MTU_RTC,
+    "cpu_cost": {
+        "rtmp_cpu_cost": SCALAR,
+        "whip_cpu_cost": SCALAR,
+        "whip_bypass_transcoding_cpu_cost": SCALAR,
+        "url_cpu_cost": SCALAR,
+        "min_idle_ratio": SCALAR,
+    },
+    "enable_stream_latency_reduction": SCALAR,
+    "service_name": SCALAR,
+    "node_id": SCALAR,
+}
+
+# ingress pkg/config/config.go defaults (InitDefaults)
+INGRESS_DEFAULT_PORTS: Final = {"rtmp_port": 1935, "whip_port": 8080, "http_relay_port": 9090}
+
+
+# --- the checker -------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key repeated in one mapping, as yaml.v3 does (both
+    LiveKit parsers fail on it); PyYAML alone would keep the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Hashable] = set()
+        for key_node, _value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load(text: str) -> object:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def problems(doc: object, schema: Node, path: str = "") -> list[str]:
+    """Every key of ``doc`` that ``schema`` does not allow, and every value of the wrong shape."""
+    if isinstance(schema, Opaque):
+        return []
+    if isinstance(schema, _Scalar):
+        if isinstance(doc, dict | list):
+            return [f"{path}: a scalar was expected, not a {type(doc).__name__}"]
+        return []
+    if doc is None:  # `key:` with nothing after it: the Go zero value
+        return []
+    if isinstance(schema, ListOf):
+        if not isinstance(doc, list):
+            return [f"{path}: a list was expected"]
+        found: list[str] = []
+        for index, item in enumerate(doc):
+            found += problems(item, schema.item, f"{path}[{index}]")
+        return found
+    if not isinstance(doc, dict):
+        return [f"{path or '<top>'}: a mapping was expected"]
+    found = []
+    for key, value in doc.items():
+        where = _join(path, key)
+        if isinstance(schema, MapOf):
+            found += problems(value, schema.value, where)
+        elif not isinstance(key, str) or key not in schema:
+            found.append(f"{where}: unknown key")
+        else:
+            found += problems(value, schema[key], where)
+    return found
+
+
+def opaque_sections(doc: object, schema: Node, path: str = "") -> list[str]:
+    """The paths where ``doc`` sets something under an ``Opaque`` (unchecked) section."""
+    if isinstance(schema, Opaque):
+        return [path] if doc is not None else []
+    if isinstance(schema, _Scalar) or doc is None:
+        return []
+    if isinstance(schema, ListOf):
+        items = doc if isinstance(doc, list) else []
+        return [
+            hit
+            for index, item in enumerate(items)
+            for hit in opaque_sections(item, schema.item, f"{path}[{index}]")
+        ]
+    if not isinstance(doc, dict):
+        return []
+    hits: list[str] = []
+    for key, value in doc.items():
+        if isinstance(schema, MapOf):
+            hits += opaque_sections(value, schema.value, _join(path, key))
+        elif isinstance(key, str) and key in schema:
+            hits += opaque_sections(value, schema[key], _join(path, key))
+    return hits
+
+
+DEPLOY_FILES: Final = [
+    pytest.param(SERVER_FILE, SERVER_CONFIG, id="server"),
+    pytest.param(INGRESS_FILE, INGRESS_CONFIG, id="ingress"),
+]
+
+
+# --- the deploy files --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "schema"), DEPLOY_FILES)
+def test_every_key_of_the_deploy_file_is_known(path: Path, schema: Struct) -> None:
+    doc = load(path.read_text())
+    assert isinstance(doc, dict) and doc, f"{path} holds no mapping"
+    assert problems(doc, schema) == []
+
+
+@pytest.mark.parametrize(("path", "schema"), DEPLOY_FILES)
+def test_deploy_files_set_nothing_under_an_opaque_section(path: Path, schema: Struct) -> None:
+    """So that every key of the deploy files is checked: model a struct before using it."""
+    assert opaque_sections(load(path.read_text()), schema) == []
+
+
+def test_ingress_ports_do_not_collide() -> None:
+    """health_port and http_relay_port both meant 9090 once: one of the two failed to bind."""
+    doc = load(INGRESS_FILE.read_text())
+    assert isinstance(doc, dict)
+    health = doc.get("health_port")
+    assert isinstance(health, int) and health > 0, "the compose healthcheck needs health_port"
+    tcp = {name: doc.get(name) or default for name, default in INGRESS_DEFAULT_PORTS.items()}
+    clashes = {name: port for name, port in tcp.items() if port == health}
+    assert clashes == {}, f"health_port {health} is also {clashes}"
+
+
+def test_server_file_leaves_node_ip_to_the_environment() -> None:
+    """docker-compose.yml sets NODE_IP; the server applies it after the file, and when the file
+    already holds an IPv4 node_ip it drops NODE_IP's "multiple ipv4 addresses" error unread
+    (livekit pkg/config/config.go updateFromCLI): the file's value would win."""
+    doc = load(SERVER_FILE.read_text())
+    assert isinstance(doc, dict)
+    rtc = doc.get("rtc") or {}
+    assert isinstance(rtc, dict)
+    assert "node_ip" not in rtc
+
+
+# --- the checker itself ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schema", "text", "expected"),
+    [
+        pytest.param(SERVER_CONFIG, "webhooks:\n  api_key: k\n", "webhooks: unknown key", id="top"),
+        pytest.param(
+            SERVER_CONFIG, "rtc:\n  node_ips: 10.0.0.1\n", "rtc.node_ips: unknown key", id="rtc"
+        ),
+        pytest.param(
+            SERVER_CONFIG,
+            "redis:\n  adress: valkey:6379\n",
+            "redis.adress: unknown key",
+            id="redis",
+        ),
+        pytest.param(
+            SERVER_CONFIG,
+            "rtc:\n  turn_servers:\n    - host: t\n      prot: 3478\n",
+            "rtc.turn_servers[0].prot: unknown key",
+            id="list-item",
+        ),
+        pytest.param(SERVER_CONFIG, "sip:\n  port: 5060\n", "sip.port: unknown key", id="empty"),
+        pytest.param(
+            SERVER_CONFIG,
+            "rtc:\n  udp_port:\n    start: 7882\n",
+            "rtc.udp_port: a scalar was expected, not a dict",
+            id="shape",
+        ),
+        pytest.param(
+            SERVER_CONFIG,
+            "logging:\n  pion_levle: warn\n",
+            "logging.pion_levle: unknown key",
+            id="inline",
+        ),
+        pytest.param(
+            INGRESS_CONFIG, "health_prot: 8081\n", "health_prot: unknown key", id="ingress"
+        ),
+        pytest.param(
+            INGRESS_CONFIG,
+            "rtc_config:\n  udp_prot: 7885\n",
+            "rtc_config.udp_prot: unknown key",
+            id="ingress-rtc",
+        ),
+        pytest.param(
+            INGRESS_CONFIG,
+            "logging:\n  pion_level: warn\n",
+            "logging.pion_level: unknown key",
+            id="ingress-no-pion-level",
+        ),
+        pytest.param(
+            INGRESS_CONFIG,
+            "rtc_config:\n  turn_servers: []\n",
+            "rtc_config.turn_servers: unknown key",
+            id="ingress-no-server-rtc",
+        ),
+    ],
+)
+def test_an_unknown_key_is_refused(schema: Struct, text: str, expected: str) -> None:
+    assert problems(load(text), schema) == [expected]
+
+
+def test_well_formed_nested_sections_pass() -> None:
+    text = """
+keys:
+  any-key-name: any-secret
+rtc:
+  node_ip: 192.0.2.10
+  udp_port: 50000-60000
+  stun_servers: [stun.example:3478]
+  interfaces: {includes: [eth0]}
+  turn_servers:
+    - {host: turn.example, port: 443, protocol: tls, secret: s, ttl: 600}
+room:
+  enabled_codecs: [{mime: video/h264, fmtp_line: packetization-mode=1}]
+  playout_delay: {enabled: true, min: 100, max: 500}
+logging:
+  level: info
+  pion_level: warn
+  component_levels: {pion: error}
+node_selector:
+  regions: [{name: eu, lat: 50.1, lon: 8.7}]
+redis:
+  address: valkey:6379
+  tls: {enabled: true, ca_cert_file: /ca.pem}
+webhook:
+  urls: [http://orchestrator:8086/api/v1/livekit/webhook]
+  filter_params: {include_events: [room_started]}
+sip:
+"""
+    assert problems(load(text), SERVER_CONFIG) == []
+
+
+def test_opaque_sections_are_reported_not_checked() -> None:
+    doc = load("metric:\n  anything: 1\nrtc:\n  congestion_control:\n    remote_bwe: {x: 1}\n")
+    assert problems(doc, SERVER_CONFIG) == []
+    assert opaque_sections(doc, SERVER_CONFIG) == ["metric", "rtc.congestion_control.remote_bwe"]
+
+
+def test_a_repeated_key_is_refused() -> None:
+    with pytest.raises(yaml.constructor.ConstructorError, match="duplicate key 'port'"):
+        load("port: 7880\nport: 7881\n")
