@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     livekit_url: str = Field(
         default="ws://127.0.0.1:7880", validation_alias=AliasChoices("LIVEKIT_URL", "livekit_url")
     )
+    # What browsers connect to (the reserve response's ``livekit_url``); unset: ``LIVEKIT_URL``.
+    # The service itself only ever calls ``LIVEKIT_URL``, which may be an internal address.
+    livekit_public_url: str | None = None
     livekit_api_key: str = Field(
         default="devkey", validation_alias=AliasChoices("LIVEKIT_API_KEY", "livekit_api_key")
     )
@@ -118,6 +121,18 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError("must be > 0")
         return value
+
+    @field_validator("livekit_url", "livekit_public_url")
+    @classmethod
+    def _livekit_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("ws://", "wss://", "http://", "https://")):
+            raise ValueError("must be a ws://, wss://, http:// or https:// URL")
+        return value
+
+    @property
+    def browser_livekit_url(self) -> str:
+        """The LiveKit URL handed to browsers: the public one when set, else the API URL."""
+        return self.livekit_public_url or self.livekit_url
 
     def limit_for(self, source: str) -> int:
         """The configured default limit of ``source`` (a value in Valkey overrides it)."""

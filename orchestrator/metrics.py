@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from orchestrator.errors import OrchestratorError, QuotaExceeded, TemporaryError
 
+SYNC_STEPS = ("ghost_removal", "listing", "ingress_listing", "orphan_ingress")
 START_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -58,6 +59,12 @@ class ServiceMetrics:
             "ghost, orphan_ingress, presence_joined, presence_left).",
             ["kind"], registry=r,
         )  # fmt: skip
+        self.sync_failures = Counter(
+            "cctv_livekit_sync_failures",
+            "Steps of the LiveKit pass that failed and are retried on the next pass, by step "
+            "(ghost_removal, listing, ingress_listing, orphan_ingress).",
+            ["step"], registry=r,
+        )  # fmt: skip
         self.leases_expired = Counter(
             "cctv_leases_expired", "Leases released because their heartbeats stopped.",
             registry=r,
@@ -84,6 +91,8 @@ class ServiceMetrics:
         for dependency in ("valkey", "docker", "livekit"):
             self.dependency_errors.labels(dependency)  # present at 0 from the first scrape
         self.pusher_restarts.inc(0)
+        for step in SYNC_STEPS:
+            self.sync_failures.labels(step)
 
     def reserve(self, source: str, exc: BaseException | None) -> None:
         result = reserve_result(exc)

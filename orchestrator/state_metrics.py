@@ -46,6 +46,13 @@ class StateGauges:
             ["camera_id"],
             registry=registry,
         )
+        self.codec = Gauge(
+            "cctv_camera_codec_info",
+            "1 per active camera whose pusher reported the camera's stream: H.264 profile, "
+            "level and whether it has B-frames (browsers get it labelled 42001f).",
+            ["camera_id", "profile", "level", "b_frames"],
+            registry=registry,
+        )
         self.read_ok = Gauge(
             "cctv_state_read_ok",
             "1 when this scrape read the shared state from Valkey, 0 when it could not "
@@ -55,7 +62,7 @@ class StateGauges:
 
     async def refresh(self) -> None:
         """Replace every series with what Valkey holds now (none when Valkey is down)."""
-        for gauge in (self.reservations, self.limits, self.pushers, self.viewers):
+        for gauge in (self.reservations, self.limits, self.pushers, self.viewers, self.codec):
             gauge.clear()
         try:
             stats = await self._reader.read()
@@ -73,5 +80,9 @@ class StateGauges:
         for camera in stats.cameras:
             by_state[camera.pusher_state] = by_state.get(camera.pusher_state, 0) + 1
             self.viewers.labels(camera.camera_id).set(camera.viewer_count)
+            if camera.codec is not None:
+                codec = camera.codec
+                b_frames = "true" if codec.b_frames else "false"
+                self.codec.labels(camera.camera_id, codec.profile, codec.level, b_frames).set(1)
         for state, count in by_state.items():
             self.pushers.labels(state).set(count)

@@ -22,11 +22,13 @@ from orchestrator.config import Settings
 from orchestrator.errors import InvalidInput
 from orchestrator.livekit.gateway import LiveKitGateway
 from orchestrator.livekit.ingress import IngressManager, RoomPolicy
+from orchestrator.livekit.ingress_status import IngressStatus
 from orchestrator.livekit.sync import PresenceSync
 from orchestrator.livekit.tokens import TokenMinter
 from orchestrator.livekit.webhooks import WebhookEffects, WebhookVerifier
 from orchestrator.metrics import ServiceMetrics
 from orchestrator.pusher.backoff import RestartPolicy
+from orchestrator.pusher.codec_probe import CodecProbe
 from orchestrator.pusher.lifecycle import Lifecycle
 from orchestrator.pusher.reconcile import Reconciler
 from orchestrator.pusher.specs import SpecFactory, StaticTarget, TargetSource
@@ -169,7 +171,16 @@ async def open_services(
             registry=metrics_registry,
         )
     targets = whip_targets(settings, livekit, presence)
-    lifecycle = Lifecycle(pushers, runtime, registry, SpecFactory(settings), targets, metrics)
+    codec_probe = CodecProbe(pushers, runtime.logs)
+    lifecycle = Lifecycle(
+        pushers,
+        runtime,
+        registry,
+        SpecFactory(settings),
+        targets,
+        metrics,
+        on_running=codec_probe.watch,
+    )
     reconciler = Reconciler(lifecycle)
     tokens = TokenMinter(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
     streams = StreamService(
@@ -203,12 +214,16 @@ async def open_services(
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
         ]
+    ingresses = IngressStatus(
+        presence, on_error=lifecycle.ingress_failed if settings.pushers_enabled else None
+    )
     presence_sync: PresenceSync | None = None
     if livekit is not None:
         presence_sync = PresenceSync(
             livekit,
             presence,
             registry,
+            ingresses,
             lists_per_second=settings.livekit_list_rate_per_second,
             metrics=metrics,
         )
@@ -238,7 +253,7 @@ async def open_services(
             settings.livekit_api_secret.get_secret_value(),
             max_age_seconds=settings.webhook_max_age_seconds,
         ),
-        webhook_effects=WebhookEffects(presence, store),
+        webhook_effects=WebhookEffects(presence, store, ingresses),
         metrics=metrics,
         metrics_registry=metrics_registry,
         state_gauges=StateGauges(
@@ -259,6 +274,7 @@ async def open_services(
     finally:
         await services.loops.stop()
         await services.lifecycle.close()
+        await codec_probe.close()
         await services.runtime.close()
         if livekit is not None:
             await livekit.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Path
 from orchestrator.api.deps import CallerDep, ServicesDep
 from orchestrator.api.schemas import (
     CameraStats,
+    CodecStats,
     ErrorResponse,
     HeartbeatResponse,
     ReleaseResponse,
@@ -48,7 +50,7 @@ async def reserve(body: ReserveRequest, caller: CallerDep) -> ReserveResponse:
         room_name=room_name(admission.camera_id),
         identity=admission.identity,
         token=reserved.token,
-        livekit_url=caller.services.settings.livekit_url,
+        livekit_url=caller.services.settings.browser_livekit_url,
         expires_at=iso_required(admission.expires_at_ms),
         quality=body.quality,
         source=admission.source,
@@ -106,6 +108,7 @@ async def stats(services: ServicesDep) -> StatsResponse:
             restarts=c.restarts,
             last_error=c.last_error,
             next_retry_at=iso(c.retry_at_ms),
+            codec=CodecStats(**asdict(c.codec)) if c.codec is not None else None,
         )
         for c in data.cameras
     ]

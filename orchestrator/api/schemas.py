@@ -52,6 +52,19 @@ class SourceStats(BaseModel):
     active_cameras: int
 
 
+class CodecStats(BaseModel):
+    """What the camera really encodes, as its pusher read it from the stream. Browsers get it
+    unchanged, labelled Constrained Baseline (42001f); B-frames or High profile may not play
+    everywhere (docs/runbook.md, "Camera settings")."""
+
+    profile: str = Field(description="H.264 profile from the SPS (Baseline, Main, High, ...)")
+    level: str = Field(description="H.264 level, e.g. 3.1")
+    width: int
+    height: int
+    fps: float | None = Field(description="frame rate, when the stream says")
+    b_frames: bool = Field(description="B-frames were seen in the stream")
+
+
 class CameraStats(BaseModel):
     camera_id: str
     camera_name: str
@@ -72,6 +85,9 @@ class CameraStats(BaseModel):
     restarts: int
     last_error: str | None
     next_retry_at: str | None = None
+    codec: CodecStats | None = Field(
+        default=None, description="the camera's stream as its pusher reported it (None: not yet)"
+    )
 
 
 class TotalStats(BaseModel):

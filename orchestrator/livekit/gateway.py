@@ -7,7 +7,8 @@ Pitfalls handled (docs livekit-wire.md §1, §2, §8):
   ``__init__`` and needs a running loop, so it is built in ``start()``.
 * Key and secret are passed explicitly (an ambient ``LIVEKIT_TOKEN`` is never used). The
   client's Cloud-only failover is off: retries happen here, once, with tenacity.
-* 5xx except 501, 429, timeouts and transport errors are retried, then ``LiveKitUnavailable``.
+* 5xx except 501, 429, 408 (``deadline_exceeded``: LiveKit's internal psrpc call timed out,
+  §9.3), timeouts and transport errors are retried, then ``LiveKitUnavailable``.
   Any other Twirp error, an auth failure (401 ``code="unknown"``) or an undecodable 200 body
   raises ``LiveKitRejected`` at once. ``not_found`` (ListIngress by id, RemoveParticipant,
   DeleteIngress) is an answer: None or False. CreateRoom is get-or-create.
@@ -101,7 +102,8 @@ class LiveKitGateway:
     async def ensure_room(
         self, name: str, *, empty_timeout: int, departure_timeout: int
     ) -> api.Room:
-        """Get or create the room; the timeouts (seconds) are applied to an existing one too."""
+        """Get or create the room. The timeouts (seconds) apply only when this call creates
+        it: LiveKit keeps a live room's own (livekit-wire §9.9)."""
         request = api.CreateRoomRequest(
             name=name, empty_timeout=empty_timeout, departure_timeout=departure_timeout
         )
@@ -214,6 +216,8 @@ class LiveKitGateway:
         except ServerError as exc:
             if exc.status == 429:
                 kind = "rate_limited"
+            elif exc.status == 408:  # deadline_exceeded: LiveKit's internal RPC timed out
+                kind = "deadline_exceeded"
             elif exc.status >= 500 and exc.status != 501:
                 kind = "server_5xx"
             else:

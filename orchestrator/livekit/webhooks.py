@@ -11,7 +11,8 @@ Effects (design §4, "webhooks are hints"):
   the viewer connected or gone; a left that ends the viewing (any reason but a
   DUPLICATE_IDENTITY replacement) cuts the lease to the reconnect grace.
 - the same events of ``camera_<id>_publisher`` (kind INGRESS) set ``publisher_connected``.
-- ``ingress_started`` / ``ingress_ended`` of the camera's own ingress record its status.
+- ``ingress_started`` / ``ingress_ended`` of the camera's own ingress record its status; an
+  ERROR restarts the camera's pusher (``ingress_status``).
 Everything else is acknowledged and ignored.
 """
 
@@ -23,7 +24,6 @@ from collections.abc import Callable
 
 import jwt
 from livekit.api import TokenVerifier, WebhookReceiver
-from livekit.protocol.ingress import IngressState
 from livekit.protocol.models import DisconnectReason, ParticipantInfo
 from livekit.protocol.webhook import WebhookEvent
 
@@ -33,6 +33,7 @@ from orchestrator.domain.ids import (
     reservation_of_identity,
 )
 from orchestrator.errors import WebhookRejected
+from orchestrator.livekit.ingress_status import IngressStatus
 from orchestrator.store.presence import PresenceStore, session_version
 from orchestrator.store.reservations import ReservationStore
 
@@ -94,9 +95,12 @@ def event_label(event: str) -> str:
 
 
 class WebhookEffects:
-    def __init__(self, presence: PresenceStore, leases: ReservationStore) -> None:
+    def __init__(
+        self, presence: PresenceStore, leases: ReservationStore, ingresses: IngressStatus
+    ) -> None:
         self._presence = presence
         self._leases = leases
+        self._ingresses = ingresses
 
     async def apply(self, event: WebhookEvent) -> str:
         """Apply one verified event; returns its outcome (see the scripts)."""
@@ -138,12 +142,4 @@ class WebhookEffects:
         camera_id = camera_of_room(info.room_name or event.room.name)
         if not info.ingress_id or camera_id is None or camera_of_publisher(info.name) != camera_id:
             return "ignored"
-        state = info.state
-        return await self._presence.ingress_event(
-            event.id,
-            camera_id,
-            ingress_id=info.ingress_id,
-            status=IngressState.Status.Name(state.status),
-            at_ns=max(state.updated_at, state.started_at, state.ended_at),
-            error=state.error,
-        )
+        return await self._ingresses.record(event.id, camera_id, info)

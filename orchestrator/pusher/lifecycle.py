@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tenacity import (
@@ -78,7 +78,11 @@ class Lifecycle:
         specs: SpecFactory,
         targets: TargetSource,
         metrics: ServiceMetrics | None = None,
+        on_running: Callable[[str, int, str], None] | None = None,
     ) -> None:
+        """``on_running(camera_id, generation, container_id)``: told of each pusher marked
+        RUNNING by this process (the codec probe)."""
+        self.on_running = on_running
         self.pushers = pushers
         self.runtime = runtime
         self.registry = registry
@@ -158,6 +162,8 @@ class Lifecycle:
         if await self.pushers.mark_running(camera_id, generation, info.id):
             self.metrics.pusher_start("running", time.perf_counter() - started)
             log.info("pusher running", extra={**fields, "container_id": info.id})
+            if self.on_running is not None:
+                self.on_running(camera_id, generation, info.id)
             return
         self.metrics.pusher_start("stale")
         view = await self.pushers.view(camera_id)
@@ -225,6 +231,37 @@ class Lifecycle:
         log.info("pusher stopped", extra={"camera_id": camera_id, "generation": generation})
         if next_generation is not None:
             await self.start(camera_id, next_generation)
+
+    async def ingress_failed(self, camera_id: str, error: str, at_ms: int) -> None:
+        """LiveKit ended the camera's ingress in ERROR at ``at_ms``: the running pusher's WHIP
+        session is over, so it is marked failed (the restart backoff applies, with the error
+        as ``last_error``) and its container removed. An error older than the running pusher
+        belongs to an earlier session and is ignored."""
+        view = await self.pushers.view(camera_id)
+        if view.phase != "RUNNING" or view.container_id is None:
+            return
+        if view.running_since_ms is None or view.running_since_ms > at_ms:
+            return
+        retry_at = await self.pushers.mark_failed(
+            camera_id,
+            view.generation,
+            f"ingress error: {error}",
+            container_id=view.container_id,
+            # the restart must not find this container still stopping (it would adopt it)
+            min_delay_ms=(self.runtime.stop_timeout_seconds + 2) * 1000,
+        )
+        if retry_at is None:
+            return
+        log.warning(
+            "ingress failed; pusher restart scheduled",
+            extra={"camera_id": camera_id, "error": error[:300], "retry_at_ms": retry_at},
+        )
+        self.spawn(camera_id, self._remove_failed(camera_id, view.generation))
+
+    async def _remove_failed(self, camera_id: str, generation: int) -> None:
+        async for attempt in _retrying():
+            with attempt:
+                await self.runtime.remove(camera_id, max_generation=generation)
 
     async def claim_and_start(self, camera_id: str, *, restart: bool = False) -> None:
         """``restart``: the camera's pusher had failed (counted once, by the claimant)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from orchestrator.domain.codec import CodecReport
 from orchestrator.domain.models import Lease
 from orchestrator.pusher.backoff import RestartPolicy
 from orchestrator.store import keys
@@ -36,6 +37,7 @@ class PusherView:
     restarts: int
     last_error: str | None
     resume: str | None
+    running_since_ms: int | None = None
 
     @classmethod
     def parse(cls, camera_id: str, meta: dict[str, str]) -> PusherView:
@@ -55,6 +57,7 @@ class PusherView:
             restarts=num("restarts") or 0,
             last_error=meta.get("last_error") or None,
             resume=meta.get("resume") or None,
+            running_since_ms=num("running_since"),
         )
 
     @property
@@ -116,20 +119,39 @@ class PusherStore:
         return code == "OK"
 
     async def mark_failed(
-        self, camera_id: str, generation: int, error: str, *, container_id: str = ""
+        self,
+        camera_id: str,
+        generation: int,
+        error: str,
+        *,
+        container_id: str = "",
+        min_delay_ms: int = 0,
     ) -> int | None:
-        """Record a failure and schedule the restart; the retry time (ms), or None if stale."""
+        """Record a failure and schedule the restart; the retry time (ms), or None if stale.
+
+        ``min_delay_ms``: no restart before then (time for a container still running to go).
+        """
         args: list[object] = [
             self.clock_offset_ms,
             max(generation, 1),
             container_id,
             error[:MAX_ERROR_TEXT],
             round(self.restart.stable_seconds * 1000),
-            *self.restart.delays_ms(),
+            *(max(d, min_delay_ms) for d in self.restart.delays_ms()),
         ]
         reply = await self._scripts.run("pusher_failed", [keys.metadata(camera_id)], args)
         code, values = outcome("pusher_failed", reply, "STALE")
         return int(values[1]) if code == "OK" else None
+
+    async def record_codec(self, camera_id: str, generation: int, report: CodecReport) -> bool:
+        """Keep what generation ``generation``'s pusher reported; False when it is stale."""
+        reply = await self._scripts.run(
+            "codec_report",
+            [keys.metadata(camera_id)],
+            [self.clock_offset_ms, generation, *report.to_fields()],
+        )
+        code, _ = outcome("codec_report", reply, "STALE")
+        return code == "OK"
 
     async def begin_stop(self, camera_id: str, *, force: bool = False) -> int | None:
         """The generation to tear down when this process now owns the stop, else None.

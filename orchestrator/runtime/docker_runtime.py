@@ -62,6 +62,7 @@ class DockerRuntime:
         workers: int = 32,
     ) -> None:
         self._timeout = timeout_seconds
+        self.stop_timeout_seconds = stop_timeout_seconds
         self._engine = SyncEngine(
             base_url,
             timeout_seconds=timeout_seconds,

@@ -46,6 +46,7 @@ NAMES = (
     "pusher_stop",
     "pusher_stopped",
     "pusher_fence",
+    "codec_report",
     "viewer_event",
     "publisher_event",
     "ingress_event",

@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from orchestrator.domain.codec import CodecReport
 from orchestrator.domain.ids import TOTAL
 from orchestrator.domain.models import Lease
 from orchestrator.store import keys
@@ -37,6 +38,7 @@ class CameraStat:
     restarts: int
     last_error: str | None
     retry_at_ms: int | None = None
+    codec: CodecReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,7 @@ class StatsReader:
                     restarts=_int(meta.get("restarts")),
                     retry_at_ms=_int(meta.get("retry_at"), 0) or None,
                     last_error=meta.get("last_error") or None,
+                    codec=CodecReport.from_meta(meta),
                 )
             )
         limits = rows[4 * len(cameras) :]

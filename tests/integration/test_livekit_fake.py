@@ -1,8 +1,13 @@
-"""The LiveKit wire fake, driven only through the real `livekit-api` client and real HTTP."""
+"""The LiveKit wire fake, driven only through the real `livekit-api` client and real HTTP.
+
+The later tests pin where the fake is as strict as the real server (livekit-wire.md §9).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -307,9 +312,11 @@ async def test_ingress_create_list_delete(lk: FakeLiveKit, lkapi: api.LiveKitAPI
 async def test_whip_brings_ingress_participant_in_and_out(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
+    lk.no_response_seconds = 0.05
     info = await create_whip_ingress(lkapi)
     lk.join(viewer_token("viewer_r1"))
     session_url = await whip_publish(http, info)
+    await lk.settle()
 
     listed = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=ROOM)))
     kinds = {p.identity: p.kind for p in listed.participants}
@@ -321,8 +328,6 @@ async def test_whip_brings_ingress_participant_in_and_out(
     assert active.state.room_id == rooms.rooms[0].sid
 
     headers = {"Content-Type": "application/sdp"}
-    async with http.post(f"{info.url}/{info.stream_key}", data="v=0\r\n", headers=headers) as r:
-        assert (r.status, await r.text()) == (409, "ingress already active")
     async with http.post(f"{info.url}/unknownkey12", data="v=0\r\n", headers=headers) as r:
         assert r.status == 404
 
@@ -340,6 +345,7 @@ async def test_whip_brings_ingress_participant_in_and_out(
     # Re-publishing through the path form works (the ingress is reusable).
     async with http.post(f"{info.url}/{info.stream_key}", data="v=0\r\n", headers=headers) as r:
         assert r.status == 201
+    await lk.settle()
 
     await lk.drain_webhooks()
     started = [e for e in receiver.events if e.event == "ingress_started"]
@@ -476,6 +482,7 @@ async def test_delete_room_ends_the_whip_session(
 ) -> None:
     info = await create_whip_ingress(lkapi)
     await whip_publish(http, info)
+    await lk.settle()
     await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=ROOM)))
     assert lk.whip_sessions == {}
     assert lk.ingresses()[info.ingress_id].state.status == Status.ENDPOINT_INACTIVE
@@ -493,34 +500,381 @@ async def test_idle_rooms_close_with_an_injected_clock() -> None:
         assert lk.events[-1].event == "room_finished"
 
 
-async def test_whip_offer_forwarded_upstream(http: aiohttp.ClientSession) -> None:
-    seen: list[str] = []
+@dataclass
+class Upstream:
+    """A WHIP endpoint the fake forwards offers to; records what reached it."""
+
+    url: str = ""
+    seen: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    up = Upstream()
+    sessions = iter(range(1, 100))
 
     async def offer(request: web.Request) -> web.Response:
-        seen.append(f"POST {await request.text()}")
-        return web.Response(status=201, text="v=0 upstream", headers={"Location": "/sess/1"})
+        up.seen.append(f"POST {await request.text()}")
+        return web.Response(
+            status=201, text="v=0 upstream", headers={"Location": f"/sess/{next(sessions)}"}
+        )
 
     async def teardown(request: web.Request) -> web.Response:
-        seen.append("DELETE")
+        up.seen.append(f"DELETE {request.match_info['n']}")
         return web.Response(status=200)
 
     app = web.Application()
     app.router.add_post("/whip", offer)
-    app.router.add_delete("/sess/1", teardown)
+    app.router.add_delete("/sess/{n}", teardown)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    upstream = f"http://127.0.0.1:{runner.addresses[0][1]}/whip"
-    try:
-        async with FakeLiveKit(KEY, SECRET, whip_upstream=upstream) as lk:
-            async with api.LiveKitAPI(lk.url, KEY, SECRET, timeout=TIMEOUT) as client:
-                info = await create_whip_ingress(client)
-            headers = {"Authorization": info.stream_key, "Content-Type": "application/sdp"}
-            async with http.post(info.url, data="v=0 offer", headers=headers) as r:
-                assert (r.status, await r.text()) == (201, "v=0 upstream")
-                location = r.headers["Location"]
-            async with http.delete(str(URL(info.url).join(URL(location)))) as r:
-                assert r.status == 200
-    finally:
-        await runner.cleanup()
-    assert seen == ["POST v=0 offer", "DELETE"]
+    up.url = f"http://127.0.0.1:{runner.addresses[0][1]}/whip"
+    yield up
+    await runner.cleanup()
+
+
+async def test_whip_offer_forwarded_upstream(
+    http: aiohttp.ClientSession, upstream: Upstream
+) -> None:
+    async with FakeLiveKit(KEY, SECRET, whip_upstream=upstream.url) as lk:
+        async with api.LiveKitAPI(lk.url, KEY, SECRET, timeout=TIMEOUT) as client:
+            info = await create_whip_ingress(client)
+        headers = {"Authorization": info.stream_key, "Content-Type": "application/sdp"}
+        async with http.post(info.url, data="v=0 offer", headers=headers) as r:
+            assert (r.status, await r.text()) == (201, "v=0 upstream")
+            location = r.headers["Location"]
+        async with http.delete(str(URL(info.url).join(URL(location)))) as r:
+            assert r.status == 200
+        await lk.settle()
+    assert upstream.seen == ["POST v=0 offer", "DELETE 1"]
+
+
+# ---- as strict as the real server (livekit-wire.md §9) --------------------------------------
+async def ingress_state(lkapi: api.LiveKitAPI, ingress_id: str) -> api.IngressState:
+    listed = await call(lkapi.ingress.list_ingress(api.ListIngressRequest(ingress_id=ingress_id)))
+    return listed.items[0].state
+
+
+async def listed(lkapi: api.LiveKitAPI, room: str = ROOM) -> list[api.ParticipantInfo]:
+    found = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=room)))
+    return list(found.participants)
+
+
+async def test_whip_post_buffers_then_publishes_after_the_delay(
+    lk: FakeLiveKit, lkapi: api.LiveKitAPI, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    """§9.5: 201 at once in BUFFERING (no webhook); PUBLISHING, ingress_started and the
+    ingress participant's join only after the publish delay."""
+    info = await create_whip_ingress(lkapi)
+    posted = time.monotonic()
+    session_url = await whip_publish(http, info)
+    buffering = await ingress_state(lkapi, info.ingress_id)
+    assert buffering.status == Status.ENDPOINT_BUFFERING
+    assert buffering.started_at == buffering.updated_at > 0
+    assert buffering.resource_id == session_url.rsplit("/", 1)[1] and not buffering.room_id
+    assert await listed(lkapi) == [] and lk.rooms() == {}
+    await lk.drain_webhooks()
+    assert receiver.names == []  # BUFFERING sends no webhook
+
+    await lk.settle()
+    assert time.monotonic() - posted >= lk.publish_delay_seconds * 0.9
+    publishing = await ingress_state(lkapi, info.ingress_id)
+    assert publishing.status == Status.ENDPOINT_PUBLISHING
+    assert publishing.started_at == buffering.started_at
+    assert publishing.updated_at >= publishing.started_at
+    assert publishing.room_id == lk.rooms()[ROOM].sid
+    assert [(p.identity, p.kind) for p in await listed(lkapi)] == [(PUBLISHER, Kind.INGRESS)]
+    await lk.drain_webhooks()
+    assert receiver.names == ["room_started", "ingress_started", "participant_joined"]
+
+    # The old behaviour on request: no delay publishes inside the POST.
+    lk.publish_delay_seconds = 0
+    async with http.delete(session_url) as r:
+        assert r.status == 200
+    await whip_publish(http, info)
+    assert (await ingress_state(lkapi, info.ingress_id)).status == Status.ENDPOINT_PUBLISHING
+
+
+async def test_fail_next_publish_ends_in_error_and_tears_the_session_down(
+    http: aiohttp.ClientSession, upstream: Upstream, receiver: Receiver
+) -> None:
+    """§9.5: ERROR "source encoder not ready" with ingress_ended, never PUBLISHING; the WHIP
+    resource is gone and the upstream session is DELETEd (a real pusher loses its peer)."""
+    async with FakeLiveKit(
+        KEY, SECRET, receiver.url, webhook_policy=FAST, whip_upstream=upstream.url
+    ) as lk:
+        lk.no_response_seconds = 0.05
+        async with api.LiveKitAPI(lk.url, KEY, SECRET, timeout=TIMEOUT) as client:
+            info = await create_whip_ingress(client)
+            lk.fail_next_publish(info.ingress_id)
+            headers = {"Authorization": f"Bearer {info.stream_key}"}
+            async with http.post(info.url, data="v=0 first", headers=headers) as r:
+                assert r.status == 201
+                session_url = str(URL(info.url).join(URL(r.headers["Location"])))
+            await lk.settle()
+            failed = await ingress_state(client, info.ingress_id)
+            assert failed.status == Status.ENDPOINT_ERROR
+            assert failed.error == "source encoder not ready"
+            assert failed.ended_at == failed.updated_at >= failed.started_at
+            assert await listed(client) == []
+            async with http.delete(session_url) as r:
+                assert r.status == 404  # the session is gone
+            assert upstream.seen == ["POST v=0 first", "DELETE 1"]
+
+            async with http.post(info.url, data="v=0 second", headers=headers) as r:
+                assert r.status == 201  # the rule was used up: this one publishes
+            await lk.settle()
+            assert (await ingress_state(client, info.ingress_id)).status == (
+                Status.ENDPOINT_PUBLISHING
+            )
+        await lk.drain_webhooks()
+    ended = receiver.events[0]
+    assert ended.event == "ingress_ended" and ended.room.name == ROOM
+    assert ended.ingress_info.state.status == Status.ENDPOINT_ERROR
+    assert ended.ingress_info.state.error == "source encoder not ready"
+    assert receiver.names[1:] == ["room_started", "ingress_started", "participant_joined"]
+
+
+async def test_a_second_whip_post_evicts_the_first_publisher(
+    lk: FakeLiveKit, lkapi: api.LiveKitAPI, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    """§9.6: accepted (no 409); the new session's participant evicts the old one with
+    DUPLICATE_IDENTITY, and the old resource is gone (404 after the psrpc timeout)."""
+    lk.no_response_seconds = 0.3
+    info = await create_whip_ingress(lkapi)
+    first_url = await whip_publish(http, info)
+    await lk.settle()
+    [first] = await listed(lkapi)
+
+    second_url = await whip_publish(http, info)  # 201, not 409
+    state = await ingress_state(lkapi, info.ingress_id)
+    assert state.status == Status.ENDPOINT_BUFFERING
+    assert state.resource_id == second_url.rsplit("/", 1)[1]
+    assert [p.sid for p in await listed(lkapi)] == [first.sid]  # still publishing meanwhile
+
+    await lk.settle()
+    [second] = await listed(lkapi)
+    assert second.identity == PUBLISHER and second.sid != first.sid
+    assert (await ingress_state(lkapi, info.ingress_id)).status == Status.ENDPOINT_PUBLISHING
+    await lk.drain_webhooks()
+    assert receiver.names[-3:] == ["ingress_started", "participant_left", "participant_joined"]
+    left, joined = receiver.events[-2].participant, receiver.events[-1].participant
+    assert (left.sid, left.disconnect_reason) == (
+        first.sid,
+        api.DisconnectReason.DUPLICATE_IDENTITY,
+    )
+    assert joined.sid == second.sid
+    assert "ingress_ended" not in receiver.names  # the old session's end changes no state
+
+    started = time.monotonic()
+    async with http.delete(first_url) as r:
+        assert r.status == 404
+    assert time.monotonic() - started >= 0.25
+    async with http.delete(second_url) as r:
+        assert r.status == 200
+    assert (await ingress_state(lkapi, info.ingress_id)).status == Status.ENDPOINT_INACTIVE
+
+
+async def test_a_ghost_participant_cannot_be_removed(
+    lk: FakeLiveKit, lkapi: api.LiveKitAPI, receiver: Receiver
+) -> None:
+    """§9.2: a record left in the store by an unclean stop is listed ACTIVE, sends no webhook,
+    and RemoveParticipant answers 503 `unavailable` after the psrpc timeout."""
+    lk.no_response_seconds = 0.3
+    info = await create_whip_ingress(lkapi)
+    viewer = lk.ghost(ROOM, "viewer_r1")
+    publisher = lk.ghost(ROOM, PUBLISHER, Kind.INGRESS)
+    assert publisher.attributes["ingress.ingressID"] == info.ingress_id
+    people = {p.identity: (p.kind, p.state) for p in await listed(lkapi)}
+    assert people == {
+        "viewer_r1": (Kind.STANDARD, api.ParticipantInfo.State.ACTIVE),
+        PUBLISHER: (Kind.INGRESS, api.ParticipantInfo.State.ACTIVE),
+    }
+    assert (await ingress_state(lkapi, info.ingress_id)).status == Status.ENDPOINT_INACTIVE
+    [room] = (await call(lkapi.room.list_rooms(api.ListRoomsRequest()))).rooms
+    assert room.num_participants == 2  # the store's stale count
+
+    for identity in ("viewer_r1", PUBLISHER):
+        started = time.monotonic()
+        target = api.RoomParticipantIdentity(room=ROOM, identity=identity)
+        with pytest.raises(api.TwirpError) as err:
+            await call(lkapi.room.remove_participant(target))
+        assert (err.value.code, err.value.status) == ("unavailable", 503)
+        assert err.value.message == "no response from servers"
+        assert time.monotonic() - started >= 0.25
+    got = await call(
+        lkapi.room.get_participant(api.RoomParticipantIdentity(room=ROOM, identity="viewer_r1"))
+    )
+    assert got.sid == viewer.sid  # still in the store
+
+    joined = lk.join(viewer_token("viewer_r1"))  # a real join overwrites the record silently
+    assert {p.identity: p.sid for p in await listed(lkapi)}["viewer_r1"] == joined.sid
+    lk.remove_ghost(ROOM, PUBLISHER)
+    assert [p.identity for p in await listed(lkapi)] == ["viewer_r1"]
+    await lk.drain_webhooks()
+    assert receiver.names == ["room_started", "participant_joined"]  # the join only
+
+
+async def test_a_viewer_that_never_connects_is_aborted_not_left(
+    lk: FakeLiveKit, lkapi: api.LiveKitAPI, receiver: Receiver
+) -> None:
+    """§9.10-11: JOINING is listed; participant_joined only at ACTIVE; a participant that never
+    connected gets participant_connection_aborted."""
+    joining = lk.begin_join(viewer_token("viewer_r1"))
+    [listed_one] = await listed(lkapi)
+    assert (listed_one.sid, listed_one.state) == (joining.sid, api.ParticipantInfo.State.JOINING)
+    await lk.drain_webhooks()
+    assert receiver.names == ["room_started"]
+    lk.abort_join(ROOM, "viewer_r1")
+    assert await listed(lkapi) == []
+
+    lk.begin_join(viewer_token("viewer_r2"))
+    active = lk.activate(ROOM, "viewer_r2")
+    assert active.state == api.ParticipantInfo.State.ACTIVE
+    lk.leave(ROOM, "viewer_r2")
+    await lk.drain_webhooks()
+    assert receiver.names == [
+        "room_started",
+        "participant_connection_aborted",
+        "participant_joined",
+        "participant_left",
+    ]
+    aborted = receiver.events[1].participant
+    assert (aborted.sid, aborted.state) == (joining.sid, api.ParticipantInfo.State.DISCONNECTED)
+    assert aborted.disconnect_reason == api.DisconnectReason.JOIN_FAILURE
+    assert receiver.events[2].participant.state == api.ParticipantInfo.State.ACTIVE
+
+
+async def test_create_room_keeps_a_live_rooms_timeouts(
+    lk: FakeLiveKit, lkapi: api.LiveKitAPI
+) -> None:
+    """§9.9: CreateRoom on a live room ignores the request's timeouts; a room an early viewer
+    auto-created keeps the server defaults."""
+    create = lkapi.room.create_room
+    room = await call(
+        create(api.CreateRoomRequest(name=ROOM, empty_timeout=60, departure_timeout=10))
+    )
+    again = await call(
+        create(api.CreateRoomRequest(name=ROOM, empty_timeout=120, departure_timeout=15))
+    )
+    assert again.sid == room.sid
+    assert (again.empty_timeout, again.departure_timeout) == (60, 10)
+
+    lk.join(viewer_token("viewer_r1", room="camera_8"))
+    early = await call(
+        create(api.CreateRoomRequest(name="camera_8", empty_timeout=120, departure_timeout=15))
+    )
+    assert (early.empty_timeout, early.departure_timeout) == (300, 20)
+
+    lk.create_room_overwrites_live = True  # the fake's old behaviour, on request
+    later = await call(create(api.CreateRoomRequest(name=ROOM, empty_timeout=120)))
+    assert (later.empty_timeout, later.departure_timeout) == (120, 10)
+
+
+# twirp.ServerHTTPStatusFromErrorCode, independently of the fake's table (§2.2).
+TWIRP_STATUSES = {
+    "canceled": 408, "unknown": 500, "invalid_argument": 400, "malformed": 400,
+    "deadline_exceeded": 408, "not_found": 404, "bad_route": 404, "already_exists": 409,
+    "permission_denied": 403, "unauthenticated": 401, "resource_exhausted": 429,
+    "failed_precondition": 412, "aborted": 409, "out_of_range": 400, "unimplemented": 501,
+    "internal": 500, "unavailable": 503, "dataloss": 500,
+}  # fmt: skip
+
+
+async def test_every_twirp_code_has_its_http_status(lk: FakeLiveKit, lkapi: api.LiveKitAPI) -> None:
+    for code, status in TWIRP_STATUSES.items():
+        lk.fail_rpc("ListRooms", code, msg=f"scripted {code}")
+        with pytest.raises(api.TwirpError) as err:
+            await call(lkapi.room.list_rooms(api.ListRoomsRequest()))
+        assert (err.value.code, err.value.status, err.value.message) == (
+            code, status, f"scripted {code}"
+        )  # fmt: skip
+    assert list((await call(lkapi.room.list_rooms(api.ListRoomsRequest()))).rooms) == []
+
+
+async def test_scripted_408_and_503_for_retries(lk: FakeLiveKit, lkapi: api.LiveKitAPI) -> None:
+    """§9.3: a given RPC answers 408 deadline_exceeded / 503 unavailable N times, before or
+    after the call took effect."""
+    lk.join(viewer_token("viewer_r1"))
+    lk.join(viewer_token("viewer_r2"))
+    target = api.RoomParticipantIdentity(room=ROOM, identity="viewer_r1")
+    lk.fail_rpc("livekit.RoomService/RemoveParticipant", "deadline_exceeded", times=2)
+    lk.fail_rpc("RemoveParticipant", "unavailable")
+    seen = []
+    for _ in range(3):
+        with pytest.raises(api.TwirpError) as err:
+            await call(lkapi.room.remove_participant(target))
+        seen.append((err.value.code, err.value.status, err.value.message))
+    assert seen == [
+        ("deadline_exceeded", 408, "request timed out"),
+        ("deadline_exceeded", 408, "request timed out"),
+        ("unavailable", 503, "no response from servers"),
+    ]
+    assert {p.identity for p in await listed(lkapi)} == {"viewer_r1", "viewer_r2"}  # no effect
+    await call(lkapi.room.remove_participant(target))  # the script is used up
+
+    lk.fail_rpc("RemoveParticipant", "deadline_exceeded", after=True)
+    other = api.RoomParticipantIdentity(room=ROOM, identity="viewer_r2")
+    with pytest.raises(api.TwirpError) as err:
+        await call(lkapi.room.remove_participant(other))
+    assert err.value.status == 408
+    assert await listed(lkapi) == []  # it took effect all the same
+    assert lk.rpc_faults_fired == [
+        ("livekit.RoomService/RemoveParticipant", "deadline_exceeded")
+    ] * 2 + [
+        ("livekit.RoomService/RemoveParticipant", "unavailable"),
+        ("livekit.RoomService/RemoveParticipant", "deadline_exceeded"),
+    ]
+    with pytest.raises(ValueError):
+        lk.fail_rpc("ListRooms", "teapot")
+
+
+async def test_whip_delete_details(
+    lk: FakeLiveKit,
+    lkapi: api.LiveKitAPI,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """§9.7: an unknown resource answers 404 after about a second; a wrong stream key on a
+    known resource is only logged."""
+    info = await create_whip_ingress(lkapi)
+    session_url = await whip_publish(http, info)
+    await lk.settle()
+    started = time.monotonic()
+    async with http.delete(f"{lk.whip_url}/{info.stream_key}/WH_unknown1234") as r:
+        assert (r.status, await r.text()) == (404, "ingress not found")
+    assert 0.9 <= time.monotonic() - started < 2.5  # the default psrpc timeout: 1 s
+
+    wrong_key = session_url.replace(info.stream_key, "wrongkey1234")
+    with caplog.at_level(logging.INFO, logger="tests.fakes.livekit.sessions"):
+        async with http.delete(wrong_key) as r:
+            assert (r.status, await r.read()) == (200, b"")
+    assert "wrong stream key" in caplog.text
+    assert (await ingress_state(lkapi, info.ingress_id)).status == Status.ENDPOINT_INACTIVE
+
+
+async def test_whip_patch_and_unchecked_content_type(
+    lk: FakeLiveKit, lkapi: api.LiveKitAPI, http: aiohttp.ClientSession
+) -> None:
+    """§9.7: no Content-Type/Accept check; PATCH is an ICE restart only (`If-Match: *`)."""
+    lk.no_response_seconds = 0.05
+    info = await create_whip_ingress(lkapi)
+    headers = {"Authorization": f"Bearer {info.stream_key}", "Content-Type": "text/plain"}
+    async with http.post(info.url, data="v=0\r\n", headers={**headers, "Accept": "x/y"}) as r:
+        assert (r.status, r.content_type) == (201, "application/sdp")
+        session_url = str(URL(info.url).join(URL(r.headers["Location"])))
+
+    frag = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\n"
+    trickle = {"Content-Type": "application/trickle-ice-sdpfrag"}
+    async with http.patch(session_url, data=frag, headers=trickle) as r:
+        assert (r.status, await r.text()) == (422, "Trickle-ICE not supported")
+    async with http.patch(session_url, data=frag, headers={**trickle, "If-Match": "*"}) as r:
+        assert (r.status, r.content_type) == (200, "application/trickle-ice-sdpfrag")
+        assert r.headers["ETag"] and "a=ice-ufrag:" in await r.text()
+    async with http.patch(session_url, data="a=mid:0\r\n", headers=trickle) as r:
+        assert r.status == 400
+    async with http.patch(f"{session_url}x", data=frag, headers={**trickle, "If-Match": "*"}) as r:
+        assert (r.status, await r.text()) == (503, "no response from servers")
+    async with http.options(session_url) as r:
+        assert r.headers["Access-Control-Allow-Methods"] == "PATCH, OPTIONS, DELETE"

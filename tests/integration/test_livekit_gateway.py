@@ -87,7 +87,7 @@ async def test_lifecycle_and_ping(fake: FakeLiveKit, registry: CollectorRegistry
         LiveKitGateway(fake.url, KEY, "")
 
 
-async def test_ensure_room_is_idempotent_and_sets_timeouts(
+async def test_ensure_room_is_idempotent_and_a_live_room_keeps_its_timeouts(
     fake: FakeLiveKit, gateway: LiveKitGateway, registry: CollectorRegistry
 ) -> None:
     room = await gateway.ensure_room(ROOM, empty_timeout=60, departure_timeout=10)
@@ -95,8 +95,9 @@ async def test_ensure_room_is_idempotent_and_sets_timeouts(
     assert (room.empty_timeout, room.departure_timeout) == (60, 10)
     again = await gateway.ensure_room(ROOM, empty_timeout=120, departure_timeout=15)
     assert again.sid == room.sid
-    assert (again.empty_timeout, again.departure_timeout) == (120, 15)
-    assert fake.rooms()[ROOM].empty_timeout == 120
+    # LiveKit ignores the request's timeouts for a room that is live (livekit-wire §9.9).
+    assert (again.empty_timeout, again.departure_timeout) == (60, 10)
+    assert fake.rooms()[ROOM].empty_timeout == 60
     await gateway.ensure_room("camera_8", empty_timeout=30, departure_timeout=5)
     assert sorted(r.name for r in await gateway.list_rooms()) == [ROOM, "camera_8"]
 
@@ -302,3 +303,26 @@ async def test_5xx_and_429_are_retried_but_501_and_a_bad_body_are_not(
         for kind in ("server_5xx", "rate_limited", "rejected")
     }
     assert errors == {"server_5xx": 1, "rate_limited": 1, "rejected": 2}
+
+
+async def test_408_deadline_exceeded_is_retried_like_5xx(
+    scripted: tuple[str, list[int]], registry: CollectorRegistry
+) -> None:
+    """LiveKit's internal RPC timeout surfaces as Twirp 408 ``deadline_exceeded`` (§9.3)."""
+    url, statuses = scripted
+    gw = LiveKitGateway(url, KEY, SECRET, timeout_seconds=TIMEOUT, registry=registry)
+    await gw.start()
+    try:
+        statuses.extend([408, 408])
+        assert await gw.list_rooms() == []  # third attempt succeeds
+        assert statuses == []
+        statuses.extend([408, 408, 408])
+        with pytest.raises(LiveKitUnavailable):
+            await gw.list_rooms()  # three attempts, all 408: temporary, not rejected
+    finally:
+        await gw.close()
+    assert statuses == []
+    kind = "deadline_exceeded"
+    assert value(registry, "cctv_livekit_errors_total", operation="list_rooms", kind=kind) == 5
+    rejected = value(registry, "cctv_livekit_errors_total", operation="list_rooms", kind="rejected")
+    assert rejected == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-from tests.media.encoded_loop import EncodedLoop, encode_loop
+from tests.media.encoded_loop import PROFILES, EncodedLoop, check_encoding, encode_loop
 from tests.media.rtp_pacer import Pacer
 from tests.media.rtsp_server import RtspConnection, ServerStats, StreamConfig
 
@@ -40,9 +40,15 @@ class CameraSimulator:
         loop_seconds: float = 4.0,
         user: str | None = None,
         password: str | None = None,
+        profile: str = "baseline",
+        b_frames: int = 0,
     ) -> None:
+        """``profile`` (``baseline``, ``main``, ``high``) and ``b_frames`` (0-3, not with
+        baseline) choose what the camera encodes; the default is Constrained Baseline without
+        B-frames, ``profile="high", b_frames=2`` a High-profile stream with B-frames."""
         if (user is None) != (password is None):
             raise ValueError("give both user and password, or neither")
+        check_encoding(profile, b_frames)
         self.host = host
         self.port = port  # 0 picks a free port; the real one is known after start()
         self.path = "/" + path.strip("/")
@@ -52,6 +58,8 @@ class CameraSimulator:
         self.loop_seconds = loop_seconds
         self.user = user
         self.password = password
+        self.profile = profile
+        self.b_frames = b_frames
         self.stats = ServerStats()
         self.errors: list[BaseException] = []  # unexpected handler failures; tests assert none
         self._loop: EncodedLoop | None = None
@@ -105,7 +113,14 @@ class CameraSimulator:
         if self._loop is None:  # a restarted camera keeps its loop (and so its digests)
             width, height = self.size
             self._loop = await asyncio.to_thread(
-                encode_loop, width, height, self.fps, self.gop, self.loop_seconds
+                encode_loop,
+                width,
+                height,
+                self.fps,
+                self.gop,
+                self.loop_seconds,
+                self.profile,
+                self.b_frames,
             )
         self._pacer = Pacer(self._loop)
         self._server = await asyncio.start_server(
@@ -179,7 +194,8 @@ def _parser() -> argparse.ArgumentParser:
         "RTSP (TCP-interleaved RTP only; UDP SETUPs get 461). Prints one JSON line "
         '{"event": "ready", "url": ...} to stdout once listening (the URL never carries '
         "the password); exits 0 on SIGTERM/SIGINT. The loop is pre-encoded with libx264 "
-        "(constrained baseline, CBR, SPS/PPS before every IDR) before the port opens.",
+        "(constrained baseline by default, CBR, SPS/PPS before every IDR) before the port "
+        "opens.",
     )
     default = " (default: %(default)s)"
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on" + default)
@@ -192,6 +208,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--gop", type=int, help="IDR interval in frames (default: fps)")
     parser.add_argument(
         "--loop-seconds", type=float, default=4.0, help="seconds, whole GOPs" + default
+    )
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="baseline",
+        help="H.264 profile; baseline is Constrained Baseline" + default,
+    )
+    parser.add_argument(
+        "--b-frames",
+        type=int,
+        choices=range(4),
+        default=0,
+        metavar="N",
+        help="B-frames between reference frames, 0-3, main/high only" + default,
     )
     parser.add_argument("--user", help="require HTTP Basic auth (401 otherwise) with this user")
     parser.add_argument("--password", help="the password for --user")
@@ -207,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> None:
     camera = CameraSimulator(
         args.host, args.port, args.path, args.size, args.fps, args.gop, args.loop_seconds,
-        args.user, args.password,
+        args.user, args.password, args.profile, args.b_frames,
     )  # fmt: skip
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -234,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if (args.user is None) != (args.password is None):
         _parser().error("--user and --password go together")
+    if args.b_frames and args.profile == "baseline":
+        _parser().error("--b-frames needs --profile main or high (Baseline has no B slices)")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
     return 0

@@ -1,9 +1,13 @@
 """The camera's shared clock: replay the encoded loop in real time to every playing client.
 
-One ticker for all clients, like one sensor feeding one encoder: frame ``n`` (an absolute
-count since start) is access unit ``n mod len(loop)`` and gets RTP timestamp
-``offset + n * 90000 / fps``, so timestamps run on across loop iterations. A client that
-starts playing joins at the next IDR, as a camera that holds a new viewer until a keyframe.
+One ticker for all clients, like one sensor feeding one encoder: tick ``n`` (an absolute
+count since start) sends access unit ``n mod len(loop)``. Its RTP timestamp is its
+presentation time, ``offset + p * 90000 / fps`` where ``p`` is its absolute presentation index
+(the loop iteration's first frame plus the unit's pts), so timestamps run on across loop
+iterations. Without B-frames ``p == n``; with them access units go out in decode order and
+their timestamps are not monotonic (RFC 6184 §5.1: the timestamp is the sampling time of the
+picture). A client that starts playing joins at the next IDR, as a camera that holds a new
+viewer until a keyframe.
 Each client has its own SSRC, sequence numbers and timestamp offset (RFC 3550 §5.1).
 """
 
@@ -36,10 +40,11 @@ class RtpSink:
         self.start_index = 0
         self.frames_sent = 0
 
-    def timestamp(self, index: int) -> int:
-        return (self.timestamp_offset + index * RTP_CLOCK // self.fps) & 0xFFFFFFFF
+    def timestamp(self, presentation_index: int) -> int:
+        """The RTP timestamp of the frame presented at ``presentation_index`` since start."""
+        return (self.timestamp_offset + presentation_index * RTP_CLOCK // self.fps) & 0xFFFFFFFF
 
-    def send(self, index: int, unit: AccessUnit) -> None:
+    def send(self, presentation_index: int, unit: AccessUnit) -> None:
         if self.transport.is_closing():
             return
         if self.transport.get_write_buffer_size() > MAX_BUFFERED:
@@ -49,7 +54,7 @@ class RtpSink:
             unit.nals,
             payload_type=PAYLOAD_TYPE,
             sequence_number=self.sequence,
-            timestamp=self.timestamp(index),
+            timestamp=self.timestamp(presentation_index),
             ssrc=self.ssrc,
         )
         self.sequence = (self.sequence + len(packets)) & 0xFFFF
@@ -77,6 +82,11 @@ class Pacer:
             self._task = None
         self._sinks.clear()
 
+    def presentation_index(self, index: int) -> int:
+        """The absolute presentation index of the access unit sent at tick ``index``."""
+        size = len(self.loop.access_units)
+        return index - index % size + self.loop.access_units[index % size].pts
+
     def next_idr_index(self) -> int:
         """The first frame at or after the next tick that opens a GOP."""
         return self.next_index + (-self.next_index % self.loop.gop)
@@ -99,7 +109,8 @@ class Pacer:
             await asyncio.sleep(max(0.0, started + self.next_index / self.loop.fps - clock()))
             index = self.next_index
             unit = units[index % len(units)]
+            presented = self.presentation_index(index)
             for sink in list(self._sinks):
                 if index >= sink.start_index:
-                    sink.send(index, unit)
+                    sink.send(presented, unit)
             self.next_index = index + 1

@@ -200,7 +200,7 @@ class RtspConnection:
             self.pacer.play(self.sink)  # the response is written before the next tick
             self.playing = True
             track = f"{self._base_url(request.url)}/{TRACK}"
-            rtptime = self.sink.timestamp(self.sink.start_index)
+            rtptime = self.sink.timestamp(self.pacer.presentation_index(self.sink.start_index))
             headers["RTP-Info"] = f"url={track};seq={self.sink.first_sequence};rtptime={rtptime}"
         return 200, headers, b""
 

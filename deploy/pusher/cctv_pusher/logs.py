@@ -56,7 +56,11 @@ class Log:
         self._camera_id = camera_id
         self._stream = stream
 
-    def __call__(self, level: str, event: str, **fields: object) -> None:
+    def __call__(self, level: str, event: str, /, **fields: object) -> None:
+        """One line: ``ts``, ``level`` (severity), ``event``, ``camera_id``, then ``fields``.
+
+        A field may replace the severity: the ``codec`` event's ``level`` is the H.264 level
+        (``"4.0"``), which is what the orchestrator reads from it."""
         record: dict[str, object] = {"ts": round(time.time(), 3), "level": level, "event": event}
         if self._camera_id:
             record["camera_id"] = self._camera_id
@@ -66,10 +70,10 @@ class Log:
         stream.write(json.dumps(record, separators=(",", ":")) + "\n")
         stream.flush()
 
-    def info(self, event: str, **fields: object) -> None:
+    def info(self, event: str, /, **fields: object) -> None:
         self("info", event, **fields)
 
-    def error(self, event: str, **fields: object) -> None:
+    def error(self, event: str, /, **fields: object) -> None:
         self("error", event, **fields)
 
     def _clean(self, value: object) -> object:

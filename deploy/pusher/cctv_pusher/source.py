@@ -7,21 +7,28 @@ yields ``av.Packet`` objects, which aiortc packetizes into RTP as they are.
 Liveness is bounded twice: FFmpeg's own socket timeout plus PyAV's interrupt timeout on every
 blocking call, and a watchdog on the loop side that fails the source when no packet arrived for
 the read timeout (a camera that stays connected but sends nothing counts as down).
+
+The demux thread also shows every access unit to a :class:`CodecWatch`, which logs what the
+camera really encodes (the ``codec`` event) at a cost of a few byte comparisons per packet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeAlias
 
 import av
 import av.error
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.container import InputContainer
+from av.video.stream import VideoStream
 
+from .codec_watch import CodecWatch
 from .config import PusherConfig
 from .logs import Log
 
@@ -31,6 +38,7 @@ NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
 # A live stream is never buffered: past this many queued access units the sender is behind, and
 # everything up to the next keyframe is dropped (a decoder cannot use frames without their IDR).
 MAX_QUEUED = 50
+MAX_PLAUSIBLE_FPS = 240  # FFmpeg's guess is sometimes a clock rate (90000), not a frame rate
 
 
 class CameraFailure(Exception):
@@ -64,13 +72,16 @@ def nal_types(data: bytes) -> set[int]:
     return found
 
 
-def with_parameter_sets(packet: Packet, extradata: bytes | None) -> Packet:
+def with_parameter_sets(
+    packet: Packet, extradata: bytes | None, data: bytes | None = None
+) -> Packet:
     """The keyframe ``packet``, prefixed with SPS/PPS from ``extradata`` when it has none.
 
     Many cameras send SPS/PPS only in the SDP (``sprop-parameter-sets``); FFmpeg puts them in
-    the stream's extradata. A WebRTC decoder needs them in band before the IDR.
+    the stream's extradata. A WebRTC decoder needs them in band before the IDR. ``data``: the
+    packet's bytes, when the caller has them already.
     """
-    data = bytes(packet)
+    data = bytes(packet) if data is None else data
     if not extradata or not extradata.startswith((b"\x00\x00\x01", START_CODE)):
         return packet
     if NAL_SPS in nal_types(data):
@@ -81,6 +92,15 @@ def with_parameter_sets(packet: Packet, extradata: bytes | None) -> Packet:
         joined.time_base = packet.time_base
     joined.is_keyframe = True
     return joined
+
+
+def stream_fps(stream: VideoStream) -> float | None:
+    """The frame rate FFmpeg gives the stream (the SDP's ``a=framerate``, else its guess), for
+    cameras whose SPS carries no timing; None when neither is plausible."""
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if rate is not None and 0 < rate <= MAX_PLAUSIBLE_FPS:
+            return round(float(rate), 3)
+    return None
 
 
 class RtspSource:
@@ -98,6 +118,8 @@ class RtspSource:
         self.stats = SourceStats()
         self.failed: asyncio.Future[str] = self._loop.create_future()
         self.track = PassthroughTrack(self._queue)
+        self._reader: threading.Thread | None = None
+        self._watching: asyncio.Task[None] | None = None
 
     async def open(self) -> StreamInfo:
         """Connect and describe the stream; :class:`CameraFailure` if it is unusable."""
@@ -116,11 +138,25 @@ class RtspSource:
     def start(self) -> None:
         assert self._container is not None, "open() first"
         self._last_packet = time.monotonic()
-        threading.Thread(target=self._read, args=(self._container,), daemon=True).start()
-        self._loop.create_task(self._watchdog())
+        self._reader = threading.Thread(target=self._read, args=(self._container,), daemon=True)
+        self._reader.start()
+        self._watching = self._loop.create_task(self._watchdog())
 
     def close(self) -> None:
         self._closing.set()
+
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        """:meth:`close`, then wait (bounded) until the demux thread and the watchdog ended.
+
+        The thread ends at its next packet or read error, so a caller that wants it gone at
+        once also stops the camera side."""
+        self.close()
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+        if self._reader is not None:
+            await asyncio.to_thread(self._reader.join, timeout_s)
 
     def _open(self) -> InputContainer:
         c = self._config
@@ -147,6 +183,7 @@ class RtspSource:
     def _read(self, container: InputContainer) -> None:
         stream = container.streams.video[0]
         extradata = stream.codec_context.extradata
+        codec = CodecWatch(self._log_soon, extradata, stream_fps(stream))
         reason = "camera ended the stream"
         last_pts = -1
         try:
@@ -160,9 +197,12 @@ class RtspSource:
                     # before the next one, so it gets the tick after the last known one.
                     packet.pts = packet.dts if packet.dts is not None else last_pts + 1
                 last_pts = packet.pts
-                if packet.is_keyframe or NAL_IDR in nal_types(bytes(packet)):
+                data = bytes(packet)
+                keyframe = packet.is_keyframe or NAL_IDR in nal_types(data)
+                codec.feed(data, packet.pts, keyframe)
+                if keyframe:
                     packet.is_keyframe = True
-                    joined = with_parameter_sets(packet, extradata)
+                    joined = with_parameter_sets(packet, extradata, data)
                     if joined is not packet:
                         self.stats.injected_parameter_sets += 1  # read in the loop: a hint only
                     packet = joined
@@ -173,6 +213,10 @@ class RtspSource:
             container.close()
         if not self._closing.is_set():
             self._loop.call_soon_threadsafe(self._fail, reason)
+
+    def _log_soon(self, level: str, event: str, /, **fields: object) -> None:
+        """Log from the demux thread: the line is written on the loop, like every other."""
+        self._loop.call_soon_threadsafe(partial(self._log, level, event, **fields))
 
     def _deliver(self, packet: Packet) -> None:
         self._last_packet = time.monotonic()

@@ -3,8 +3,10 @@
 ```
 Exception
 ├── TwirpFailure   -> Twirp JSON error body {"code","msg"[,"meta"]} (livekit-wire.md §2.2)
+│   └── NoResponse -> `unavailable` "no response from servers", answered only after the psrpc
+│                     affinity timeout (`no_response_seconds`, §9.2): an RPC no node claims
 ├── AuthFailure    -> 401 text/plain from the auth middleware (§2.3 steps 2-3)
-├── WhipFailure    -> plain-text WHIP error with a psrpc-derived status (§6)
+├── WhipFailure    -> plain-text WHIP error with a psrpc-derived status (§6, §9.7)
 └── JoinRejected   -> raised by the test helper `FakeLiveKit.join` (not wire)
 ```
 """
@@ -25,7 +27,7 @@ TWIRP_STATUS: Mapping[str, int] = {
     "already_exists": 409,
     "permission_denied": 403,
     "unauthenticated": 401,
-    "resource_exhausted": 403,
+    "resource_exhausted": 429,  # Twirp v8.1.3; not 403 (§2.2)
     "failed_precondition": 412,
     "aborted": 409,
     "out_of_range": 400,
@@ -54,6 +56,13 @@ class TwirpFailure(Exception):
         if self.meta:
             out["meta"] = self.meta
         return out
+
+
+class NoResponse(TwirpFailure):
+    """psrpc `ErrNoResponse`: the RPC went to a topic no server claimed (§9.2)."""
+
+    def __init__(self) -> None:
+        super().__init__("unavailable", "no response from servers")
 
 
 def permissions_denied() -> TwirpFailure:

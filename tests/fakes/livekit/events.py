@@ -1,4 +1,8 @@
-"""Building `livekit.WebhookEvent`s for every state change (livekit-wire.md §4.2)."""
+"""Building `livekit.WebhookEvent`s for every state change (livekit-wire.md §4.2, §9.11).
+
+ENDPOINT_BUFFERING sends none (§4.2, §9.5); a participant that leaves before it was ACTIVE gets
+`participant_connection_aborted`, not `participant_left` (§9.11).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ ROOM_STARTED = "room_started"
 ROOM_FINISHED = "room_finished"
 PARTICIPANT_JOINED = "participant_joined"
 PARTICIPANT_LEFT = "participant_left"
+PARTICIPANT_CONNECTION_ABORTED = "participant_connection_aborted"  # left before ACTIVE (§9.11)
 INGRESS_STARTED = "ingress_started"
 INGRESS_ENDED = "ingress_ended"
 

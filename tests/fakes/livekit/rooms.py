@@ -1,123 +1,65 @@
-"""Rooms and their participants, with the OSS server's semantics (livekit-wire.md §2.4, §5.1-5.2).
+"""Participants in rooms, with the OSS server's semantics (livekit-wire.md §2.4, §5, §9).
+
+* A participant is JOINING from its signal join until ACTIVE; `participant_joined` fires at
+  ACTIVE, and one that goes before ACTIVE gets `participant_connection_aborted` (§9.10-11).
+  ListParticipants lists JOINING ones too.
+* A new join with an identity already present evicts the old session (DUPLICATE_IDENTITY, §5.2).
+* Ghosts are participant records left in the store after an unclean server stop (§9.2): listed
+  as ACTIVE with no connection behind them. RemoveParticipant answers 503 `unavailable` after
+  the psrpc timeout, they send no webhooks and keep no room open, a real join with the same
+  identity overwrites them silently, and they go with their room.
 
 Differences from the real server, on purpose: `num_participants` is always exact (the real one
-can be ~5 s stale), a participant goes straight to ACTIVE, and idle rooms close only when a test
-calls `close_idle` (the real server checks every second).
+can be ~5 s stale), and idle rooms close only when a test calls `close_idle` (the real server
+checks every second).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TypeAlias
 
-from livekit.protocol.models import DisconnectReason, ParticipantInfo, Room
-from livekit.protocol.room import CreateRoomRequest
+from livekit.protocol.models import DisconnectReason, ParticipantInfo
 
-from .errors import TwirpFailure
+from .errors import NoResponse, TwirpFailure
 from .events import (
+    PARTICIPANT_CONNECTION_ABORTED,
     PARTICIPANT_JOINED,
     PARTICIPANT_LEFT,
     ROOM_FINISHED,
-    ROOM_STARTED,
     Clock,
     EventBus,
 )
-from .ids import ROOM, new_id
+from .room_table import INGRESS_ID_ATTRIBUTE, RoomTable, is_dependent
 
-DEFAULT_EMPTY_TIMEOUT = 300
-DEFAULT_DEPARTURE_TIMEOUT = 20
-INGRESS_ID_ATTRIBUTE = "ingress.ingressID"
-_DEPENDENT_KINDS = (ParticipantInfo.Kind.EGRESS, ParticipantInfo.Kind.AGENT)
+__all__ = ["INGRESS_ID_ATTRIBUTE", "IngressGone", "RoomStore"]
 
+State = ParticipantInfo.State
 
-def is_dependent(p: ParticipantInfo) -> bool:
-    """Agents and egress (by kind or grant) neither count nor keep a room open (§5.1)."""
-    return p.kind in _DEPENDENT_KINDS or p.permission.agent or p.permission.recorder
+# (ingress_id, participant sid, reason) of an INGRESS participant that left the room.
+IngressGone: TypeAlias = "Callable[[str, str, DisconnectReason], None]"
 
 
-@dataclass
-class RoomRecord:
-    info: Room
-    participants: dict[str, ParticipantInfo] = field(default_factory=dict)
-    last_left_at: float | None = None
-
-
-IngressGone: TypeAlias = "Callable[[str, DisconnectReason], None]"
-
-
-class RoomStore:
+class RoomStore(RoomTable):
     def __init__(self, bus: EventBus, clock: Clock, *, max_name_length: int = 256) -> None:
-        self._bus = bus
-        self._clock = clock
-        self._max_name_length = max_name_length
-        self._rooms: dict[str, RoomRecord] = {}
-        # Called with (ingress_id, reason) when an INGRESS participant is removed by anything
-        # other than its own WHIP session ending (RemoveParticipant, DeleteRoom, a duplicate).
+        super().__init__(bus, clock, max_name_length=max_name_length)
+        # Called when an INGRESS participant is removed by anything other than its own WHIP
+        # session ending (RemoveParticipant, DeleteRoom, idle close, a duplicate identity).
         self.on_ingress_removed: IngressGone | None = None
 
-    # ---- rooms -------------------------------------------------------------------------
-    def names(self) -> list[str]:
-        return list(self._rooms)
-
-    def snapshot(self, name: str) -> Room:
-        """A copy of the room with exact counts."""
-        record = self._rooms[name]
-        live = list(record.participants.values())
-        record.info.num_participants = sum(1 for p in live if not is_dependent(p))
-        record.info.num_publishers = sum(1 for p in live if p.is_publisher)
-        room = Room()
-        room.CopyFrom(record.info)
-        return room
-
-    def create(self, req: CreateRoomRequest) -> Room:
-        """Get-or-create: an existing room keeps its sid; non-zero fields overwrite it."""
-        if len(req.name) > self._max_name_length:
-            raise TwirpFailure("invalid_argument", "room name length exceeds limits")
-        record = self._rooms.get(req.name)
-        if record is None:
-            record = self._open(req.name)
-        info = record.info
-        for attr in ("empty_timeout", "departure_timeout", "max_participants", "metadata"):
-            value = getattr(req, attr)
-            if value:
-                setattr(info, attr, value)
-        return self.snapshot(req.name)
-
-    def ensure(self, name: str) -> RoomRecord:
-        """Auto-create on join or ingress publish (`room.auto_create: true`)."""
-        return self._rooms.get(name) or self._open(name)
-
-    def _open(self, name: str) -> RoomRecord:
-        now = self._clock()
-        info = Room(
-            sid=new_id(ROOM),
-            name=name,
-            empty_timeout=DEFAULT_EMPTY_TIMEOUT,
-            departure_timeout=DEFAULT_DEPARTURE_TIMEOUT,
-            creation_time=int(now),
-            creation_time_ms=int(now * 1000),
-            turn_password=new_id(),
-        )
-        info.enabled_codecs.add(mime="audio/opus")
-        info.enabled_codecs.add(mime="video/H264")
-        record = self._rooms[name] = RoomRecord(info)
-        self._bus.emit(ROOM_STARTED, room=self.snapshot(name))
-        return record
-
-    def list_rooms(self, names: Iterable[str]) -> list[Room]:
-        wanted = list(names)
-        chosen = [n for n in wanted if n in self._rooms] if wanted else list(self._rooms)
-        return [self.snapshot(n) for n in chosen]
-
+    # ---- closing rooms -----------------------------------------------------------------
     def delete(self, name: str) -> None:
         if name not in self._rooms:
             raise TwirpFailure("not_found", "requested room does not exist")
         self._close(name, DisconnectReason.ROOM_DELETED)
 
     def _close(self, name: str, reason: DisconnectReason) -> None:
-        for identity in list(self._rooms[name].participants):
-            self._drop(name, identity, reason)
+        record = self._rooms[name]
+        for identity in list(record.participants):
+            if identity in record.ghosts:
+                del record.participants[identity]  # the store record goes with the room
+            else:
+                self._drop(name, identity, reason)
         room = self.snapshot(name)
         del self._rooms[name]
         self._bus.emit(ROOM_FINISHED, room=room)
@@ -127,7 +69,7 @@ class RoomStore:
         at = self._clock() if now is None else now
         closing = []
         for name, record in self._rooms.items():
-            if any(not is_dependent(p) for p in record.participants.values()):
+            if not record.live or any(not is_dependent(p) for p in record.connected()):
                 continue
             info = record.info
             if record.last_left_at is not None:
@@ -151,6 +93,10 @@ class RoomStore:
             raise TwirpFailure("not_found", "participant does not exist")
         return _copy(record.participants[identity])
 
+    def is_ghost(self, room: str, identity: str) -> bool:
+        record = self._rooms.get(room)
+        return record is not None and identity in record.ghosts
+
     def remove(
         self,
         room: str,
@@ -160,17 +106,56 @@ class RoomStore:
         notify_ingress: bool = True,
     ) -> ParticipantInfo:
         self.get(room, identity)
+        if self.is_ghost(room, identity):
+            raise NoResponse()  # no node serves that participant's topic (§9.2)
         return self._drop(room, identity, reason, notify_ingress=notify_ingress)
 
-    def add(self, room: str, participant: ParticipantInfo) -> ParticipantInfo:
-        """Join (auto-creating the room); an existing identity is evicted first (§5.2)."""
+    def add(
+        self, room: str, participant: ParticipantInfo, *, active: bool = True
+    ) -> ParticipantInfo:
+        """Join (auto-creating the room), ACTIVE or JOINING; an existing identity is evicted
+        first (§5.2), a ghost with that identity is overwritten silently."""
         record = self.ensure(room)
-        if participant.identity in record.participants:
-            self._drop(room, participant.identity, DisconnectReason.DUPLICATE_IDENTITY)
-        participant.state = ParticipantInfo.State.ACTIVE
-        record.participants[participant.identity] = participant
+        identity = participant.identity
+        if identity in record.ghosts:
+            record.ghosts.discard(identity)
+            del record.participants[identity]
+        elif identity in record.participants:
+            self._drop(room, identity, DisconnectReason.DUPLICATE_IDENTITY)
+        participant.state = State.ACTIVE if active else State.JOINING
+        record.participants[identity] = participant
+        if active:
+            self._bus.emit(
+                PARTICIPANT_JOINED, room=self.snapshot(room), participant=_copy(participant)
+            )
+        return _copy(participant)
+
+    def activate(self, room: str, identity: str) -> ParticipantInfo:
+        """A JOINING participant's media connects: ACTIVE, then participant_joined."""
+        self.get(room, identity)
+        participant = self._rooms[room].participants[identity]
+        if participant.state != State.JOINING or identity in self._rooms[room].ghosts:
+            raise ValueError(f"{identity} in {room} is not JOINING")
+        participant.state = State.ACTIVE
+        participant.version += 1
         self._bus.emit(PARTICIPANT_JOINED, room=self.snapshot(room), participant=_copy(participant))
         return _copy(participant)
+
+    def ghost(self, room: str, participant: ParticipantInfo) -> ParticipantInfo:
+        """Leave a store-only ACTIVE record (no webhook; the room is store-only if new)."""
+        record = self._rooms.get(room) or self._open(room, live=False)
+        if participant.identity in record.participants.keys() - record.ghosts:
+            raise ValueError(f"{participant.identity} is connected to {room}")
+        participant.state = State.ACTIVE
+        record.participants[participant.identity] = participant
+        record.ghosts.add(participant.identity)
+        return _copy(participant)
+
+    def remove_ghost(self, room: str, identity: str) -> None:
+        if not self.is_ghost(room, identity):
+            raise KeyError(f"no ghost {identity} in {room}")
+        self._rooms[room].ghosts.discard(identity)
+        del self._rooms[room].participants[identity]
 
     def _drop(
         self,
@@ -184,13 +169,15 @@ class RoomStore:
         gone = record.participants.pop(identity)
         if not is_dependent(gone):
             record.last_left_at = self._clock()
-        gone.state = ParticipantInfo.State.DISCONNECTED
+        was_active = gone.state == State.ACTIVE
+        gone.state = State.DISCONNECTED
         gone.disconnect_reason = reason
-        self._bus.emit(PARTICIPANT_LEFT, room=self.snapshot(room), participant=_copy(gone))
+        event = PARTICIPANT_LEFT if was_active else PARTICIPANT_CONNECTION_ABORTED
+        self._bus.emit(event, room=self.snapshot(room), participant=_copy(gone))
         ingress_id = gone.attributes.get(INGRESS_ID_ATTRIBUTE)
         is_ingress = gone.kind == ParticipantInfo.Kind.INGRESS
         if notify_ingress and is_ingress and ingress_id and self.on_ingress_removed:
-            self.on_ingress_removed(ingress_id, reason)
+            self.on_ingress_removed(ingress_id, gone.sid, reason)
         return _copy(gone)
 
 

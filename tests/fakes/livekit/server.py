@@ -4,34 +4,45 @@
         async with LiveKitAPI(lk.url, KEY, SECRET, timeout=...) as api: ...
         lk.join(viewer_token); lk.leave(room, identity); await lk.drain_webhooks()
 
+What it models, and where the real server is stricter than a naive fake (livekit-wire.md §9):
+a WHIP publish buffers before it publishes and can end in ERROR (§9.5, `sessions.py`), a second
+WHIP POST evicts the first publisher (§9.6), WHIP DELETE/PATCH details (§9.7, `whip.py`),
+CreateRoom keeps a live room's settings (§9.9, `room_table.py`), JOINING participants and
+`participant_connection_aborted` (§9.10-11), store-only participants whose RemoveParticipant
+answers 503 (§9.2, `rooms.py`), retryable 408/503 Twirp errors (§9.3, `faults.py`). The
+test-control API is in `control.py`.
+
 Fault knobs: `stop()`/`start()` close and re-open the listener on the same port (state kept);
-`hang()` accepts requests but answers none until `release()`. Remember the real client does
-not apply its own timeout to RPCs (livekit-wire.md §1.3): wrap calls in `asyncio.wait_for`.
+`hang()` accepts requests but answers none until `release()`; `fail_rpc` scripts Twirp errors.
+Remember the real client does not apply its own timeout to RPCs (livekit-wire.md §1.3): wrap
+calls in `asyncio.wait_for`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import TracebackType
 
 import aiohttp
 from aiohttp import web
 from livekit.protocol.ingress import IngressInfo
-from livekit.protocol.models import DisconnectReason, ParticipantInfo, Room
+from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.webhook import WebhookEvent
 
-from .auth import participant_from, verify_join
+from .control import Controls
 from .events import Clock, EventBus
-from .faults import HangGate
-from .ingresses import IngressStore, WhipSession
+from .faults import HangGate, RpcFaults, Timing
+from .ingresses import IngressStore
 from .rooms import RoomStore
 from .rpc import build_rpcs
+from .sessions import WhipSession, WhipSessions
 from .twirp import PREFIX, Handler, twirp_handler
 from .webhooks import SignedWebhook, WebhookAttempt, WebhookDispatcher, WebhookPolicy
 from .whip import APP, WhipEndpoints
 
 
-class FakeLiveKit:
+class FakeLiveKit(Controls):
     def __init__(
         self,
         api_key: str,
@@ -44,6 +55,8 @@ class FakeLiveKit:
         whip_base_url: str | None = None,
         webhook_policy: WebhookPolicy | None = None,
         clock: Clock = time.time,
+        publish_delay_seconds: float = 0.2,
+        no_response_seconds: float = 1.0,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
@@ -55,10 +68,15 @@ class FakeLiveKit:
         self._webhooks = WebhookDispatcher(
             api_key, api_secret, lambda: self.webhook_url, webhook_policy or WebhookPolicy()
         )
+        self._timing = Timing(publish_delay_seconds, no_response_seconds)
+        self._faults = RpcFaults()
         self._bus = EventBus(clock, self._webhooks.enqueue)
         self._rooms = RoomStore(self._bus, clock)
-        self._ingresses = IngressStore(self._rooms, self._bus, clock, lambda: self.whip_url)
-        self._whip = WhipEndpoints(self._ingresses, self._http, whip_upstream)
+        self._ingresses = IngressStore(lambda: self.whip_url)
+        self._sessions = WhipSessions(self._rooms, self._ingresses, self._bus, clock, self._timing)
+        self._whip = WhipEndpoints(
+            self._ingresses, self._sessions, self._http, self._timing, whip_upstream
+        )
         self._gate = HangGate()
         self.twirp_calls: list[str] = []
         self._runner: web.AppRunner | None = None
@@ -90,7 +108,7 @@ class FakeLiveKit:
         app = web.Application(middlewares=[self._gate.middleware])
         handler: Handler = twirp_handler(
             self.api_key, self.api_secret, build_rpcs(self._rooms, self._ingresses),
-            self.twirp_calls,
+            self.twirp_calls, self._faults, self._timing,
         )  # fmt: skip
         app.router.add_route("*", PREFIX + "{path:.*}", handler)
         self._whip.register(app)
@@ -110,10 +128,13 @@ class FakeLiveKit:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+            await _handlers_finished()
 
     async def close(self) -> None:
         self._gate.release()
         await self.stop()
+        await self._sessions.close()
+        await self._whip.close()
         await self._webhooks.close()
         if self._client is not None:
             await self._client.close()
@@ -163,39 +184,13 @@ class FakeLiveKit:
 
     @property
     def whip_sessions(self) -> dict[str, WhipSession]:
-        return dict(self._ingresses.sessions)
+        """The WHIP sessions whose resource is alive (a DELETE on them answers 200)."""
+        return dict(self._sessions.sessions)
 
     @property
     def events(self) -> list[WebhookEvent]:
         """Every event emitted so far, whether or not a webhook URL was set."""
         return list(self._bus.history)
-
-    # ---- simulated clients -----------------------------------------------------------------
-    def join(self, token: str) -> ParticipantInfo:
-        """A client connects with `token` and goes ACTIVE (raises `JoinRejected`).
-
-        An identity already in the room is evicted first: participant_left (old sid,
-        DUPLICATE_IDENTITY), then participant_joined (new sid), as LiveKit does (§5.2).
-        """
-        claims = verify_join(token, self.api_key, self.api_secret)
-        return self._rooms.add(str(claims.video["room"]), participant_from(claims, self._clock()))
-
-    def leave(
-        self,
-        room: str,
-        identity: str,
-        reason: DisconnectReason = DisconnectReason.CLIENT_INITIATED,
-    ) -> ParticipantInfo:
-        """The client disconnects (raises `TwirpFailure` not_found if it is not there)."""
-        return self._rooms.remove(room, identity, reason)
-
-    def fail_ingress(self, ingress_id: str, error: str = "pipeline failed") -> None:
-        """The active WHIP session of `ingress_id` dies: ENDPOINT_ERROR + ingress_ended."""
-        self._ingresses.fail(ingress_id, error)
-
-    def close_idle_rooms(self, now: float | None = None) -> list[str]:
-        """Close rooms past their empty/departure timeout (the real server checks every 1 s)."""
-        return self._rooms.close_idle(now)
 
     # ---- webhooks --------------------------------------------------------------------------
     @property
@@ -228,3 +223,19 @@ class FakeLiveKit:
     async def post_webhook(self, signed: SignedWebhook, url: str | None = None) -> int:
         """POST one signed event once, outside the queue (duplicates, reordering)."""
         return await self._webhooks.post(signed, url)
+
+
+async def _handlers_finished(timeout: float = 2.0) -> None:
+    """Wait (bounded) for request handlers the cleanup cancelled: a delayed answer (the
+    no-response delay, a hung request) is still unwinding when ``cleanup`` returns."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        pending = [
+            t
+            for t in asyncio.all_tasks()
+            if not t.done()
+            and getattr(t.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+        ]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=min(left, 0.05))

@@ -3,11 +3,15 @@
 Order as on the real server: the API-key middleware (401 text/plain), then Twirp routing
 (POST only, known path, content type), decoding (`malformed`), then the handler (grant checks
 and semantics). Success is `200 application/protobuf`, or `application/json` with proto field
-names and defaults for JSON requests; every error is Twirp JSON.
+names and defaults for JSON requests; every error is Twirp JSON with the status of its code
+(§2.2; `resource_exhausted` is 429, `deadline_exceeded` 408). A scripted fault (`RpcFaults`)
+answers after routing and decoding, before or after the call; a `NoResponse` (an RPC no node
+claims, §9.2) answers only after `Timing.no_response_seconds`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
@@ -16,14 +20,22 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from .auth import authenticate
-from .errors import AuthFailure, TwirpFailure, bad_route
+from .errors import AuthFailure, NoResponse, TwirpFailure, bad_route
+from .faults import RpcFaults, Timing
 from .rpc import UNIMPLEMENTED, Rpc
 
 PREFIX = "/twirp/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def twirp_handler(api_key: str, api_secret: str, rpcs: dict[str, Rpc], calls: list[str]) -> Handler:
+def twirp_handler(
+    api_key: str,
+    api_secret: str,
+    rpcs: dict[str, Rpc],
+    calls: list[str],
+    faults: RpcFaults,
+    timing: Timing,
+) -> Handler:
     """An aiohttp handler for `/twirp/{path}`; `calls` records each routed method."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -38,10 +50,19 @@ def twirp_handler(api_key: str, api_secret: str, rpcs: dict[str, Rpc], calls: li
             return web.Response(status=401, text=exc.text)
         try:
             rpc, is_json = _route(request, rpcs)
-            calls.append(request.path[len(PREFIX) :])
+            name = request.path[len(PREFIX) :]
+            calls.append(name)
             message = _decode(rpc, await request.read(), is_json)
-            return _encode(rpc.call(claims, message), is_json)
+            fault = faults.take(name)
+            if fault is not None and not fault.after:
+                raise faults.failure(fault)
+            response = rpc.call(claims, message)
+            if fault is not None:
+                raise faults.failure(fault)
+            return _encode(response, is_json)
         except TwirpFailure as exc:
+            if isinstance(exc, NoResponse):
+                await asyncio.sleep(timing.no_response_seconds)
             return web.json_response(exc.body(), status=exc.status)
 
     return handle

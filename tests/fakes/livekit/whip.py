@@ -1,15 +1,27 @@
-"""WHIP endpoints shaped like LiveKit's ingress WHIP server (livekit-wire.md §6).
+"""WHIP endpoints shaped like LiveKit's ingress WHIP server (livekit-wire.md §6, §9.5-9.7).
 
 `POST /w` (stream key as `Authorization: Bearer <key>`, `Bearer ` optional) or `POST /w/<key>`
 with an SDP offer -> `201 application/sdp`, `Location: /w/<key>/<WH_id>`, `ETag` (CRC32 of the
-offer), CORS headers; `DELETE /w/<key>/<WH_id>` -> 200 empty. Errors are plain text. The answer
-is a static SDP unless an upstream WHIP URL is configured, in which case the offer is forwarded
-there and its answer returned (and the upstream session deleted on teardown).
+offer), CORS headers. Neither Content-Type nor Accept is checked (§9.7). A POST on an active
+ingress is accepted too (§9.6); what follows the 201 is in `sessions.py`.
+
+`DELETE /w/<key>/<WH_id>` -> 200 empty. An unknown resource answers 404 only after the psrpc
+timeout (`Timing.no_response_seconds`, ~1 s); a wrong stream key on a known resource is only
+logged (§9.7). `PATCH` is an ICE restart only: a body without ice-ufrag/ice-pwd is 400, an
+unknown resource 503 after the psrpc timeout, no `If-Match: *` 422 "Trickle-ICE not supported",
+else 200 `application/trickle-ice-sdpfrag` with an ETag. Errors are plain text.
+
+The answer is a static SDP unless an upstream WHIP URL is configured: then the offer is
+forwarded there and its answer returned, and the upstream session is DELETEd whenever the
+fake's session ends (client DELETE, ERROR, eviction, DeleteIngress...), so a real pusher loses
+its peer. PATCH is not forwarded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 import zlib
 from collections.abc import Callable
 
@@ -18,10 +30,13 @@ from aiohttp import web
 from yarl import URL
 
 from .errors import WhipFailure
+from .faults import Timing
 from .ingresses import IngressStore
+from .sessions import WhipSession, WhipSessions
 
 APP = "/w"
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
+_ICE = re.compile(r"^a=ice-(ufrag|pwd):(\S+)", re.MULTILINE)
 
 STATIC_ANSWER = "\r\n".join(
     [
@@ -45,18 +60,25 @@ STATIC_ANSWER = "\r\n".join(
         "",
     ]
 )
+RESTART_ANSWER = "a=ice-ufrag:fakeLiveKitR\na=ice-pwd:fakeLiveKitRestartPasswordX1\n"
 
 
 class WhipEndpoints:
     def __init__(
         self,
         store: IngressStore,
+        sessions: WhipSessions,
         session: Callable[[], aiohttp.ClientSession],
+        timing: Timing,
         upstream: str | None = None,
     ) -> None:
         self._store = store
+        self._sessions = sessions
         self._session = session
+        self._timing = timing
         self.upstream = upstream
+        self._teardowns: set[asyncio.Task[None]] = set()
+        sessions.on_closed = self._closed_by_server
 
     def register(self, app: web.Application) -> None:
         app.router.add_route("POST", APP, self.post)
@@ -67,22 +89,26 @@ class WhipEndpoints:
         app.router.add_route("OPTIONS", APP + "/{key}/{resource}", self.options)
         app.router.add_route("PATCH", APP + "/{key}/{resource}", self.patch)
 
+    async def close(self) -> None:
+        for task in list(self._teardowns):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def post(self, request: web.Request) -> web.StreamResponse:
         key = request.match_info.get("key") or _bearer(request.headers.get("Authorization", ""))
         offer = await request.text()
         try:
             info = self._store.publishable(key)
-            if request.content_type != "application/sdp":
-                raise WhipFailure(415, "unsupported content type, expected application/sdp")
             if not offer.strip():
                 raise WhipFailure(400, "empty SDP offer")
             answer, upstream_location = STATIC_ANSWER, None
             if self.upstream:
                 answer, upstream_location = await self._forward(offer)
                 info = self._store.publishable(key)  # re-check: state may have moved meanwhile
+            session = self._sessions.start(info.ingress_id, upstream_location)
         except WhipFailure as exc:
             return web.Response(status=exc.status, text=exc.text)
-        session = self._store.start(info.ingress_id, upstream_location)
         headers = {
             **CORS,
             "Location": f"{APP}/{key}/{session.resource_id}",
@@ -93,27 +119,45 @@ class WhipEndpoints:
         )
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
+        key, resource = request.match_info["key"], request.match_info["resource"]
         try:
-            session = self._store.end(request.match_info["key"], request.match_info["resource"])
+            session = self._sessions.end(key, resource)
         except WhipFailure as exc:
-            return web.Response(status=exc.status, text=exc.text)
+            await asyncio.sleep(self._timing.no_response_seconds)  # psrpc ErrNoResponse
+            return web.Response(status=exc.status, text=exc.text, headers=_ORIGIN)
         if session.upstream_location:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with self._session().delete(session.upstream_location) as resp:
-                    await resp.read()
-        return web.Response(status=200, headers=CORS)
+            await self._delete_upstream(session.upstream_location)
+        return web.Response(status=200, headers=_ORIGIN)
 
     async def options(self, request: web.Request) -> web.StreamResponse:
+        headers = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*"}
         if "resource" in request.match_info:
-            methods = {"Access-Control-Allow-Methods": "PATCH, OPTIONS, DELETE"}
-            return web.Response(status=200, headers={**CORS, **methods})
-        headers = {**CORS, "Accept-Post": "application/sdp"}
+            headers["Access-Control-Allow-Methods"] = "PATCH, OPTIONS, DELETE"
+            return web.Response(status=200, headers=headers)
+        headers.update(CORS)
+        headers["Accept-Post"] = "application/sdp"
         headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
         return web.Response(status=204, headers=headers)
 
     async def patch(self, request: web.Request) -> web.StreamResponse:
-        # RFC 9725: a session URL supporting neither trickle ICE nor ICE restart answers 405.
-        return web.Response(status=405, text="not supported by the fake LiveKit", headers=CORS)
+        """ICE restart only (`ICERestartWHIPResource`); trickle ICE is refused with 422."""
+        ice = {m[1]: m[2] for m in _ICE.finditer(await request.text())}
+        if not ice.get("ufrag") or not ice.get("pwd"):
+            return web.Response(
+                status=400, text="whip restart request was invalid", headers=_ORIGIN
+            )
+        if request.match_info["resource"] not in self._sessions.sessions:
+            await asyncio.sleep(self._timing.no_response_seconds)
+            return web.Response(status=503, text="no response from servers", headers=_ORIGIN)
+        if request.headers.get("If-Match") != "*":
+            return web.Response(status=422, text="Trickle-ICE not supported", headers=_ORIGIN)
+        headers = {**_ORIGIN, "ETag": f"{zlib.crc32(RESTART_ANSWER.encode()):08x}"}
+        return web.Response(
+            status=200,
+            body=RESTART_ANSWER.encode(),
+            content_type="application/trickle-ice-sdpfrag",
+            headers=headers,
+        )
 
     async def _forward(self, offer: str) -> tuple[str, str]:
         assert self.upstream is not None
@@ -128,6 +172,27 @@ class WhipEndpoints:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WhipFailure(502, f"upstream WHIP failed: {exc}") from exc
         return answer, str(URL(self.upstream).join(URL(location)))
+
+    async def _delete_upstream(self, location: str) -> None:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, RuntimeError):
+            async with self._session().delete(location) as resp:
+                await resp.read()
+
+    def _closed_by_server(self, session: WhipSession) -> None:
+        if session.upstream_location:
+            task = asyncio.get_running_loop().create_task(
+                self._delete_upstream(session.upstream_location)
+            )
+            self._teardowns.add(task)
+            task.add_done_callback(self._teardowns.discard)
+
+    async def drain(self) -> None:
+        """Wait for the upstream DELETEs of sessions the server ended."""
+        while self._teardowns:
+            await asyncio.gather(*self._teardowns, return_exceptions=True)
+
+
+_ORIGIN = {"Access-Control-Allow-Origin": "*"}
 
 
 def _bearer(header: str) -> str:

@@ -1,0 +1,70 @@
+"""Browsers get the public LiveKit URL; the service calls only the API URL (livekit-wire §9.1).
+
+A real ``serve`` process talks to the wire fake (the API URL, as a compose stack's internal
+``http://livekit:7880`` would be); the public URL points at a second listener on loopback that
+records anything it receives: nothing may reach it, while the Twirp calls reach the fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from orchestrator.store.cameras import CameraRegistry
+from tests.conftest import add_cameras
+from tests.livekit_helpers import reserve
+from tests.livekit_stack import SYNC_S, base_env, stack
+from tests.waiting import eventually
+
+
+@pytest.fixture
+async def trap() -> AsyncIterator[tuple[str, list[str]]]:
+    """A loopback listener standing in for the public URL; it records every request."""
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.path}")
+        return web.Response(status=418)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"ws://127.0.0.1:{runner.addresses[0][1]}", seen
+    await runner.cleanup()
+
+
+async def test_reserve_hands_out_the_public_url_while_twirp_goes_to_the_api_url(
+    client: Redis, valkey_url: str, tmp_path: Path, trap: tuple[str, list[str]]
+) -> None:
+    public_url, seen = trap
+    await add_cameras(CameraRegistry(client), "cam-public")
+    env = base_env(CCTV_LIVEKIT_PUBLIC_URL=public_url)
+    async with stack(tmp_path, valkey_url, env) as s:
+        body = await reserve(s.http, "cam-public")
+        assert body["livekit_url"] == public_url
+        assert body["livekit_url"] != s.fake.url
+
+        async def passes_ran() -> bool:  # the LiveKit pass lists rooms and ingresses
+            calls = s.fake.twirp_calls
+            return calls.count("livekit.RoomService/ListRooms") >= 2 and bool(
+                calls.count("livekit.Ingress/ListIngress")
+            )
+
+        await eventually(passes_ran, 10 * SYNC_S + 10, "two LiveKit passes against the API URL")
+        ready = await s.http.get("/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
+    assert seen == [], f"the service called the public URL: {seen}"
+
+
+async def test_without_a_public_url_browsers_get_the_api_url(
+    client: Redis, valkey_url: str, tmp_path: Path
+) -> None:
+    await add_cameras(CameraRegistry(client), "cam-default")
+    async with stack(tmp_path, valkey_url, base_env()) as s:
+        assert (await reserve(s.http, "cam-default"))["livekit_url"] == s.fake.url
