@@ -182,7 +182,11 @@ async def open_services(
         on_running=codec_probe.watch,
     )
     reconciler = Reconciler(lifecycle)
-    tokens = TokenMinter(settings.livekit_api_key, settings.livekit_api_secret.get_secret_value())
+    tokens = TokenMinter(
+        settings.livekit_api_key,
+        settings.livekit_api_secret.get_secret_value(),
+        (settings.room_empty_timeout_seconds, settings.room_departure_timeout_seconds),
+    )
     streams = StreamService(
         store,
         StatsReader(client, policy),

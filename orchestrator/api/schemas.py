@@ -63,6 +63,9 @@ class CodecStats(BaseModel):
     height: int
     fps: float | None = Field(description="frame rate, when the stream says")
     b_frames: bool = Field(description="B-frames were seen in the stream")
+    generation: int | None = Field(
+        default=None, description="the pusher generation that reported it (a newer one may not yet)"
+    )
 
 
 class CameraStats(BaseModel):

@@ -29,6 +29,7 @@ class CodecReport:
     height: int
     fps: float | None
     b_frames: bool
+    generation: int | None = None  # of the pusher that reported it (stored reports only)
 
     @classmethod
     def from_event(cls, event: object) -> CodecReport | None:
@@ -86,6 +87,7 @@ class CodecReport:
                 int(meta.get("codec_height", "0")),
                 fps,
                 meta.get("codec_b_frames") == "1",
+                int(meta["codec_generation"]) if meta.get("codec_generation") else None,
             )
         except ValueError:
             return None

@@ -53,9 +53,22 @@ def _compact(value: Any) -> bytes:
 
 
 class TokenMinter:
-    def __init__(self, api_key: str, api_secret: str) -> None:
+    """``room_timeouts`` (empty, departure; seconds): the room's configuration in every token.
+
+    LiveKit creates a room at the first join with the joining token's ``roomConfig`` (else its
+    own defaults, 300 s / 20 s), and ignores CreateRoom's timeouts for a room that is live
+    (livekit-wire §9.9): a viewer who connects before the pusher's start created the room
+    still gets the camera room the service's timeouts."""
+
+    def __init__(
+        self, api_key: str, api_secret: str, room_timeouts: tuple[int, int] | None = None
+    ) -> None:
         self._api_key = api_key
         template = api.AccessToken(api_key, api_secret).with_grants(viewer_grants("_"))
+        if room_timeouts is not None:
+            empty, departure = room_timeouts
+            config = api.RoomConfiguration(empty_timeout=empty, departure_timeout=departure)
+            template = template.with_room_config(config)
         self._claims: dict[str, Any] = template.claims.asdict()
         self._video: dict[str, Any] = self._claims.pop("video")
         self._header = _b64(_compact(_HEADER)) + b"."

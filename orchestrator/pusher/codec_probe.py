@@ -79,7 +79,7 @@ class CodecProbe:
                     "camera_id": camera_id,
                     "generation": generation,
                     "profile": report.profile,
-                    "level": report.level,
+                    "h264_level": report.level,
                     "width": report.width,
                     "height": report.height,
                     "fps": report.fps,

@@ -186,6 +186,57 @@ async def test_an_ingress_gone_from_livekit_is_recreated_at_the_next_start(
         assert container_env(docker_api, pusher["Id"])["WHIP_TOKEN"] == new.stream_key
 
 
+async def test_an_ingress_that_ends_in_error_restarts_the_pusher_with_backoff(
+    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+) -> None:
+    """WHIP POST answers 201 and the ingress buffers; when no media arrives LiveKit ends it in
+    ERROR "source encoder not ready" (livekit-wire §9.5). The service stops that pusher,
+    shows the error, and starts a new one after the backoff, which then publishes."""
+    camera_id = "cam-notready"
+    await add_cameras(CameraRegistry(client), camera_id)
+    env = pusher_env(whip_pusher_image, CCTV_LEASE_SECONDS="300")  # no heartbeats needed
+    async with stack(tmp_path, valkey_url, env) as s:
+        s.fake.publish_delay_seconds = 2.0  # LiveKit waits up to 10 s for media
+        s.fake.fail_next_publish(times=1)
+        await reserve(s.http, camera_id)
+
+        async def first_running() -> bool:
+            return bool(running_pushers(docker_api, camera_id))
+
+        await eventually(first_running, 20, "the first pusher runs")
+        [first] = running_pushers(docker_api, camera_id)
+        failed: dict[str, Any] = {}
+
+        async def shows_the_error() -> bool:
+            camera = await camera_stats(s.http, camera_id)
+            if camera.get("pusher_state") == "FAILED":
+                failed.update(camera)
+            return bool(failed)
+
+        await eventually(shows_the_error, 20, "stats show the failed pusher", interval=0.05)
+        assert failed["last_error"] == "ingress error: source encoder not ready"
+        assert failed["next_retry_at"] and failed["generation"] == 1
+        assert failed["ingress_status"] == "ENDPOINT_ERROR"
+        assert failed["publisher_connected"] is False
+
+        async def first_gone() -> bool:
+            ids = {c["Id"] for c in docker_api.api.containers(all=True)}
+            return first["Id"] not in ids
+
+        await eventually(first_gone, 20, "the failed pusher's container is removed")
+
+        async def publishing_again() -> bool:
+            camera = await camera_stats(s.http, camera_id)
+            return camera["publisher_connected"] is True and camera["pusher_state"] == "RUNNING"
+
+        await eventually(publishing_again, 30, "the restarted pusher publishes")
+        camera = await camera_stats(s.http, camera_id)
+        assert (camera["generation"], camera["restarts"]) == (2, 1)
+        assert camera["ingress_status"] == "ENDPOINT_PUBLISHING"
+        [second] = running_pushers(docker_api, camera_id)
+        assert second["Id"] != first["Id"]
+
+
 async def _no_pusher(docker_api: Any, camera_id: str) -> bool:
     return not running_pushers(docker_api, camera_id)
 

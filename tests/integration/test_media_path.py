@@ -17,7 +17,8 @@ import pytest
 from redis.asyncio import Redis
 
 from orchestrator.runtime import CAMERA_LABEL
-from tests.livekit_helpers import HEADERS, reserve
+from tests.integration.test_service_metrics import scrape, value
+from tests.livekit_helpers import HEADERS, camera_stats, reserve
 from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
 from tests.media.rig import MediaRig, pusher_log
 from tests.waiting import eventually
@@ -161,3 +162,51 @@ async def test_a_camera_outage_restarts_the_pusher_with_backoff_until_frames_flo
         ]
         assert restarts and restarts[0] >= 2, restarts
         assert len(await asyncio.to_thread(running_pushers, docker_api, CAMERA)) == 1
+
+
+async def test_stats_show_what_the_camera_encodes_high_profile_b_frames_or_baseline(
+    client: Redis, docker_api: Any, media_pusher_image: str, valkey_url: str, rig: MediaRig
+) -> None:
+    """LiveKit labels every bypass stream 42001f, so the pusher reports the camera's real
+    profile and B-frames (livekit-wire §9.8); stats, the metric and its log carry it."""
+    env = media_env(media_pusher_image, rig, CCTV_LEASE_SECONDS="300")  # no heartbeats needed
+    async with stack(rig.tmp, valkey_url, env, whip_base_url=rig.whip_base_url) as s:
+        await add_camera(s, rig)
+        await reserve(s.http, CAMERA)
+
+        async def codec_of(generation: int) -> dict[str, Any] | None:
+            codec: dict[str, Any] | None = (await camera_stats(s.http, CAMERA)).get("codec")
+            return codec if codec and codec["generation"] == generation else None
+
+        async def reported(generation: int) -> bool:
+            return await codec_of(generation) is not None
+
+        await eventually(lambda: reported(1), 90, "the Baseline camera's codec in stats")
+        assert await codec_of(1) == {
+            "profile": "Constrained Baseline",
+            "level": "3.0",
+            "width": 640,
+            "height": 360,
+            "fps": 25.0,
+            "b_frames": False,
+            "generation": 1,
+        }
+
+        # The camera is reconfigured to High profile with B-frames: its stream drops, the
+        # pusher exits 1 and is restarted (generation 2), and its report follows.
+        await asyncio.to_thread(rig.stop_camera)
+        rig.profile, rig.b_frames = "high", 2
+        await asyncio.to_thread(rig.start_camera)
+        await eventually(lambda: reported(2), 120, "the High-profile camera's codec in stats")
+        codec = await codec_of(2)
+        assert codec is not None
+        assert (codec["profile"], codec["b_frames"]) == ("High", True)
+        assert (codec["width"], codec["height"], codec["fps"]) == (640, 360, 25.0)
+
+        labels = {"camera_id": CAMERA, "profile": "High", "level": codec["level"]}
+        info = value(await scrape(s.http), "cctv_camera_codec_info", **labels, b_frames="true")
+        assert info == 1.0
+        [pusher] = await asyncio.to_thread(running_pushers, docker_api, CAMERA)
+        log = await asyncio.to_thread(pusher_log, docker_api, pusher["Id"])
+        [line] = [entry for entry in log if entry["event"] == "codec"]
+        assert (line["profile"], line["b_frames"], line["level"]) == ("High", True, "info")

@@ -30,6 +30,8 @@ class MediaRig:
     size: str
     fps: int
     password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(8))
+    profile: str = "baseline"  # the simulator's H.264 profile: baseline, main or high
+    b_frames: int = 0  # consecutive B-frames (0-3; not with baseline)
     camera: LabProcess | None = None
     receiver: LabProcess | None = None
 
@@ -54,6 +56,7 @@ class MediaRig:
             "tests.media.camera",
             *("--host", LAB_ADDRESS, "--port", str(CAMERA_PORT), "--path", "/cam"),
             *("--size", self.size, "--fps", str(self.fps)),
+            *("--profile", self.profile, "--b-frames", str(self.b_frames)),
             *("--user", CAMERA_USER, "--password", self.password),
             *("--digests", str(self.tmp / "camera-digests.json")),
         )

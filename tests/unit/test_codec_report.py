@@ -55,7 +55,8 @@ def test_fields_round_trip_through_the_metadata_hash() -> None:
     report = CodecReport("Main", "3.1", 1280, 720, 29.97, False)
     profile, level, width, height, fps, b_frames = report.to_fields()
     meta = {"codec_profile": profile, "codec_level": level, "codec_width": width,
-            "codec_height": height, "codec_fps": fps, "codec_b_frames": b_frames}  # fmt: skip
-    assert CodecReport.from_meta(meta) == report
+            "codec_height": height, "codec_fps": fps, "codec_b_frames": b_frames,
+            "codec_generation": "3"}  # fmt: skip
+    assert CodecReport.from_meta(meta) == CodecReport("Main", "3.1", 1280, 720, 29.97, False, 3)
     assert CodecReport.from_meta({}) is None
     assert CodecReport.from_meta({**meta, "codec_width": "x"}) is None

@@ -15,17 +15,23 @@ KEY = "APIunit"
 SECRET = "unit-secret-that-is-at-least-32-bytes-long"
 
 
-def test_minted_token_equals_the_library_token() -> None:
+@pytest.mark.parametrize("room_timeouts", [None, (120, 30)])
+def test_minted_token_equals_the_library_token(room_timeouts: tuple[int, int] | None) -> None:
     expires_ms = int(time.time() * 1000) + 600_000
-    ours = TokenMinter(KEY, SECRET).viewer_token("r1", "operator 7", "cam-1", expires_ms)
-    theirs = (
+    minter = TokenMinter(KEY, SECRET, room_timeouts)
+    ours = minter.viewer_token("r1", "operator 7", "cam-1", expires_ms)
+    library = (
         api.AccessToken(KEY, SECRET)
         .with_identity("viewer_r1")
         .with_name("operator 7")
         .with_grants(viewer_grants("cam-1"))
         .with_ttl(timedelta(seconds=expires_ms / 1000 - time.time()))
-        .to_jwt()
     )
+    if room_timeouts is not None:  # LiveKit creates the room with these at the first join
+        empty, departure = room_timeouts
+        config = api.RoomConfiguration(empty_timeout=empty, departure_timeout=departure)
+        library = library.with_room_config(config)
+    theirs = library.to_jwt()
     assert jwt.get_unverified_header(ours) == jwt.get_unverified_header(theirs)
     decoded_ours = jwt.decode(ours, SECRET, algorithms=["HS256"], options={"verify_nbf": False})
     decoded_theirs = jwt.decode(theirs, SECRET, algorithms=["HS256"])

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from google.protobuf import json_format
 from livekit.protocol.models import ParticipantInfo, ParticipantPermission
+from livekit.protocol.room import CreateRoomRequest, RoomConfiguration
 
 from .errors import AuthFailure, JoinRejected, permissions_denied
 from .ids import PARTICIPANT, new_id
@@ -140,3 +142,18 @@ def participant_from(claims: Claims, now: float) -> ParticipantInfo:
     if isinstance(attributes, dict):
         participant.attributes.update({str(k): str(v) for k, v in attributes.items()})
     return participant
+
+
+def room_request(claims: Claims) -> CreateRoomRequest | None:
+    """The room a join with these claims creates: the token's `roomConfig`, if any."""
+    config = claims.raw.get("roomConfig")
+    if not isinstance(config, dict):
+        return None
+    parsed = json_format.ParseDict(config, RoomConfiguration(), ignore_unknown_fields=True)
+    return CreateRoomRequest(
+        name=str(claims.video.get("room", "")),
+        empty_timeout=parsed.empty_timeout,
+        departure_timeout=parsed.departure_timeout,
+        max_participants=parsed.max_participants,
+        metadata=parsed.metadata,
+    )

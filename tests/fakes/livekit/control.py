@@ -14,7 +14,7 @@ import asyncio
 
 from livekit.protocol.models import DisconnectReason, ParticipantInfo, ParticipantPermission
 
-from .auth import participant_from, verify_join
+from .auth import participant_from, room_request, verify_join
 from .events import Clock
 from .faults import RpcFaults, Timing
 from .ids import PARTICIPANT, new_id
@@ -74,14 +74,17 @@ class Controls:
         DUPLICATE_IDENTITY), then participant_joined (new sid), as LiveKit does (§5.2).
         """
         claims = verify_join(token, self.api_key, self.api_secret)
-        return self._rooms.add(str(claims.video["room"]), participant_from(claims, self._clock()))
+        participant = participant_from(claims, self._clock())
+        room, create = str(claims.video["room"]), room_request(claims)
+        return self._rooms.add(room, participant, create=create)
 
     def begin_join(self, token: str) -> ParticipantInfo:
         """A client signal-joins with `token` but its media is not connected yet: JOINING,
         listed by ListParticipants, no participant_joined (a duplicate is evicted now)."""
         claims = verify_join(token, self.api_key, self.api_secret)
         participant = participant_from(claims, self._clock())
-        return self._rooms.add(str(claims.video["room"]), participant, active=False)
+        room, create = str(claims.video["room"]), room_request(claims)
+        return self._rooms.add(room, participant, active=False, create=create)
 
     def activate(self, room: str, identity: str) -> ParticipantInfo:
         """The JOINING participant's media connects: ACTIVE, then participant_joined."""

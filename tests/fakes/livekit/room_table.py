@@ -81,11 +81,13 @@ class RoomTable:
             _apply(record.info, req)
         return self.snapshot(req.name)
 
-    def ensure(self, name: str) -> RoomRecord:
-        """Auto-create on join or ingress publish (`room.auto_create: true`)."""
+    def ensure(self, name: str, req: CreateRoomRequest | None = None) -> RoomRecord:
+        """Auto-create on join or ingress publish (`room.auto_create: true`); a join token's
+        `roomConfig` (`req`) configures a room the join creates (server `utils.go`
+        SetRoomConfiguration), never one that exists."""
         record = self._rooms.get(name)
         if record is None:
-            return self._open(name)
+            return self._open(name, req)
         if not record.live:
             self._go_live(record)
         return record

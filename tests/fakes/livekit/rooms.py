@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from livekit.protocol.models import DisconnectReason, ParticipantInfo
+from livekit.protocol.room import CreateRoomRequest
 
 from .errors import NoResponse, TwirpFailure
 from .events import (
@@ -111,11 +112,17 @@ class RoomStore(RoomTable):
         return self._drop(room, identity, reason, notify_ingress=notify_ingress)
 
     def add(
-        self, room: str, participant: ParticipantInfo, *, active: bool = True
+        self,
+        room: str,
+        participant: ParticipantInfo,
+        *,
+        active: bool = True,
+        create: CreateRoomRequest | None = None,
     ) -> ParticipantInfo:
-        """Join (auto-creating the room), ACTIVE or JOINING; an existing identity is evicted
-        first (§5.2), a ghost with that identity is overwritten silently."""
-        record = self.ensure(room)
+        """Join (auto-creating the room, with `create`'s settings), ACTIVE or JOINING; an
+        existing identity is evicted first (§5.2), a ghost with that identity is overwritten
+        silently."""
+        record = self.ensure(room, create)
         identity = participant.identity
         if identity in record.ghosts:
             record.ghosts.discard(identity)
