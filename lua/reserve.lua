@@ -49,10 +49,17 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
 local now = now_ms(offset)
 local limit = tonumber(redis.call('GET', KEYS[6])) or default_limit
 local total_limit = tonumber(redis.call('GET', KEYS[7])) or default_total
-local used = recount(KEYS[2], KEYS[5], now)
-if used >= limit then return {'LIMIT', 'SOURCE', used, limit} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)  -- creates nothing when absent
+local used = redis.call('ZCARD', KEYS[2])
+-- A refusal writes nothing for a source that holds nothing: a source nobody configured
+-- (limit 0) must not leave a counter behind, whatever a caller sends.
+local function refuse(scope, current, cap)
+  if used > 0 or redis.call('EXISTS', KEYS[5]) == 1 then redis.call('SET', KEYS[5], used) end
+  return {'LIMIT', scope, current, cap}
+end
+if used >= limit then return refuse('SOURCE', used, limit) end
 local total = live_count(KEYS[4], now)
-if total >= total_limit then return {'LIMIT', 'TOTAL', total, total_limit} end
+if total >= total_limit then return refuse('TOTAL', total, total_limit) end
 
 local member = ARGV[2]
 local expires = now + lease_ms

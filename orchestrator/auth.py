@@ -54,6 +54,7 @@ def new_key() -> str:
 class KeyRing:
     def __init__(self) -> None:
         self._by_digest: dict[str, Principal] = {}
+        self._lengths: dict[str, int] = {}  # key name -> bytes, for keys given in clear
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -63,6 +64,12 @@ class KeyRing:
 
     def add_key(self, key: str, principal: Principal) -> None:
         self.add(digest(key), principal)
+        self._lengths[principal.name] = len(key.encode())
+
+    def short_keys(self, min_bytes: int) -> list[str]:
+        """Names of keys given in clear that are shorter than ``min_bytes`` (hashed ones are
+        of unknown length)."""
+        return sorted(name for name, size in self._lengths.items() if size < min_bytes)
 
     def authenticate(self, key: str) -> Principal | None:
         return self._by_digest.get(digest(key))

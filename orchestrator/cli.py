@@ -12,10 +12,17 @@ import typer
 import uvicorn
 
 from orchestrator.api.app import create_app
+from orchestrator.api.http_protocol import protocol_for
 from orchestrator.auth import Principal, Role, dev_admin_key
 from orchestrator.config import Settings
 from orchestrator.logs import configure
 from orchestrator.oncall import commands
+from orchestrator.secret_policy import (
+    LIVEKIT_DEV_SECRET,
+    MIN_SECRET_BYTES,
+    is_loopback,
+    unsafe_secrets,
+)
 from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.wiring import keyring_from
 
@@ -51,10 +58,19 @@ def serve(
         settings.host = host
     if port:
         settings.port = port
-    if settings.livekit_api_secret.get_secret_value() == "secret":
+    keyring = keyring_from(settings)
+    if not is_loopback(settings.host) and (problems := unsafe_secrets(settings, keyring)):
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        typer.echo(
+            f"refusing to serve on {settings.host} with guessable secrets: set secrets of "
+            f"{MIN_SECRET_BYTES}+ bytes (e.g. `openssl rand -base64 32`), or bind 127.0.0.1",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.livekit_api_secret.get_secret_value() == LIVEKIT_DEV_SECRET:
         warnings.filterwarnings("ignore", message="The HMAC key is", category=UserWarning)
         log.warning("LIVEKIT_API_SECRET is LiveKit's development default; set a real secret")
-    keyring = keyring_from(settings)
     if len(keyring) == 0:
         key = dev_admin_key(settings.data_dir)
         keyring.add_key(key, Principal("dev-admin", Role.ADMIN, frozenset()))
@@ -84,6 +100,7 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,
+            http=protocol_for(settings),  # request headers bounded in time and size
         )
     finally:
         if embedded is not None:

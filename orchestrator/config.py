@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.domain.ids import TOTAL, validate_source
 
+DAY_SECONDS = 86400  # the scripts refuse durations beyond a day (ms arguments)
+
 DEFAULT_SOURCE_LIMITS: dict[str, int] = {
     "DUBAI_POLICE": 50,
     "METRO": 30,
@@ -38,11 +40,18 @@ class Settings(BaseSettings):
     # --- HTTP ---------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8086
+    # Hostile clients (docs/configuration.md, "Request limits"): bodies over the cap get 413
+    # before anything parses them (the LiveKit webhook's cap is 256 KiB), request headers must
+    # arrive within the header timeout and under the header cap, bodies within the body timeout.
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
     # --- leases and quotas --------------------------------------------------------------
-    lease_seconds: float = 60.0
-    drain_grace_seconds: float = 3.0
-    claim_seconds: float = 30.0
+    lease_seconds: float = Field(default=60.0, le=DAY_SECONDS)
+    drain_grace_seconds: float = Field(default=3.0, le=DAY_SECONDS)
+    claim_seconds: float = Field(default=30.0, le=DAY_SECONDS)
     expire_batch_size: int = 200
     sweep_interval_seconds: float = 1.0
     source_limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_SOURCE_LIMITS))
@@ -93,8 +102,8 @@ class Settings(BaseSettings):
         default=SecretStr("secret"),
         validation_alias=AliasChoices("LIVEKIT_API_SECRET", "livekit_api_secret"),
     )
-    token_ttl_seconds: float = 600.0
-    token_refresh_seconds: float = 120.0
+    token_ttl_seconds: float = Field(default=600.0, le=DAY_SECONDS)
+    token_refresh_seconds: float = Field(default=120.0, ge=0, le=DAY_SECONDS)
     # The server API (rooms, ingress, presence sync). Off: tokens only (tests, dry runs).
     livekit_enabled: bool = True
     livekit_timeout_seconds: float = Field(default=2.0, gt=0, le=60)

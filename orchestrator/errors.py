@@ -4,6 +4,9 @@
 
     OrchestratorError
     ├── InvalidInput                 bad identifier or argument (HTTP 400/422)
+    │   └── InvalidBody              a request body that is not parseable JSON (422)
+    ├── BodyTooLarge                 a request body over its route's cap (413)
+    ├── BodyTimeout                  a request body that did not arrive in time (408)
     ├── NotFound
     │   ├── CameraNotFound           unknown camera (404)
     │   └── ReservationNotFound      unknown or expired lease (404)
@@ -45,6 +48,20 @@ class InvalidInput(OrchestratorError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidBody(InvalidInput):
+    """Not parseable JSON: bad syntax or UTF-8, an integer over 4300 digits, nesting too deep."""
+
+    code = "INVALID_BODY"
+
+
+class BodyTooLarge(OrchestratorError):
+    code = "BODY_TOO_LARGE"
+
+
+class BodyTimeout(OrchestratorError):
+    code = "BODY_TIMEOUT"
 
 
 class NotFound(OrchestratorError):

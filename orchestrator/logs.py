@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
+
+from orchestrator.domain.redact import redact_text
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {
     "message",
@@ -18,11 +19,7 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {
     "taskName",
     "color_message",
 }
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+redact = redact_text  # every URL in a rendered line, masked like the API shows it
 
 
 class JsonFormatter(logging.Formatter):

@@ -95,6 +95,7 @@ class ServiceMetrics:
             self.sync_failures.labels(step)
 
     def reserve(self, source: str, exc: BaseException | None) -> None:
+        """``source``: a bounded label (``StreamService`` folds unconfigured sources)."""
         result = reserve_result(exc)
         key = ("reserve", source, result)
         child = self._children.get(key)
@@ -102,7 +103,7 @@ class ServiceMetrics:
             child = self._children[key] = self.reservations.labels(source, result)
         child.inc()
         if isinstance(exc, QuotaExceeded):
-            self.quota_rejections.labels(exc.source).inc()
+            self.quota_rejections.labels(source).inc()
 
     def pusher_start(self, result: str, seconds: float | None = None) -> None:
         self.pusher_starts.labels(result).inc()

@@ -18,6 +18,7 @@ from orchestrator.store.reservations import ReservationStore
 from orchestrator.store.stats import StatsReader, StreamStats
 
 OnClaim = Callable[[Admission], None]
+OTHER_SOURCE = "_other"  # the metric label of refused reserves for unconfigured sources
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class StreamService:
         self.tokens = tokens
         self._on_claim = on_claim
         self._metrics = metrics if metrics is not None else ServiceMetrics(None)
+        self._configured = frozenset(source for source, _ in store.policy.default_limits)
 
     async def reserve(
         self, principal: Principal, camera_id: str, source: str, user_id: str, quality: str
@@ -57,9 +59,9 @@ class StreamService:
         try:
             admission = await self.store.reserve(camera_id, source, user_id, quality)
         except Exception as exc:
-            self._metrics.reserve(source, exc)
+            self._metrics.reserve(self._source_label(source), exc)
             raise
-        self._metrics.reserve(source, None)
+        self._metrics.reserve(source, None)  # admitted: the source has a limit above zero
         token = self.tokens.viewer_token(
             admission.reservation_id, user_id, camera_id, admission.token_expires_at_ms
         )
@@ -67,10 +69,17 @@ class StreamService:
             self._on_claim(admission)  # schedules the start; never awaited here
         return Reserved(admission, token)
 
+    def _source_label(self, source: str) -> str:
+        """The metric label of a refused reserve's source: its name when it is configured,
+        else ``OTHER_SOURCE``, so whatever a ``*`` or admin key sends, the series stay few."""
+        return source if source in self._configured else OTHER_SOURCE
+
     async def _authorized_lease(self, principal: Principal, reservation_id: str) -> Lease | None:
+        """The lease, or None when it does not exist *or* belongs to a source the key may not
+        act for: another agency's reservation looks exactly like a missing one."""
         lease = await self.store.lease_of(reservation_id)
         if lease is not None and not principal.may_act_for(lease.source):
-            raise Forbidden(f"key {principal.name} may not act for source {lease.source}")
+            return None
         return lease
 
     async def heartbeat(self, principal: Principal, reservation_id: str) -> Renewed:

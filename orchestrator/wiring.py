@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from orchestrator.auth import KeyRing, Principal, Role
+from orchestrator.camera_admin import CameraAdmin
 from orchestrator.config import Settings
 from orchestrator.errors import InvalidInput
 from orchestrator.livekit.gateway import LiveKitGateway
@@ -98,6 +99,7 @@ class Services:
     lifecycle: Lifecycle
     reconciler: Reconciler
     presence: PresenceStore
+    cameras: CameraAdmin
     webhooks: WebhookVerifier
     webhook_effects: WebhookEffects
     metrics: ServiceMetrics
@@ -252,6 +254,7 @@ async def open_services(
         lifecycle=lifecycle,
         reconciler=reconciler,
         presence=presence,
+        cameras=CameraAdmin(registry, store, lifecycle if settings.pushers_enabled else None),
         webhooks=WebhookVerifier(
             settings.livekit_api_key,
             settings.livekit_api_secret.get_secret_value(),

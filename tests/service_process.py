@@ -76,6 +76,13 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def rss_bytes(self) -> int:
+        """The service's resident memory now (``VmRSS`` in ``/proc/<pid>/status``)."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(kib) * 1024
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return "(no log)"

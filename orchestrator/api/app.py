@@ -9,7 +9,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from orchestrator import __version__
-from orchestrator.api import errors, routes_admin, routes_health, routes_livekit, routes_streams
+from orchestrator.api import (
+    body_guard,
+    errors,
+    routes_admin,
+    routes_docs,
+    routes_health,
+    routes_livekit,
+    routes_streams,
+)
 from orchestrator.api.timing import RequestTiming
 from orchestrator.auth import KeyRing
 from orchestrator.config import Settings
@@ -43,7 +51,11 @@ def create_app(
             "and LiveKit viewer tokens. Authenticate with `Authorization: Bearer <API key>`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # routes_docs serves /docs without a CDN; no /redoc
+        redoc_url=None,
+        redirect_slashes=False,  # a redirect would build its Location from the Host header
     )
+    body_guard.install(app, settings)  # innermost: timing and CORS wrap its early answers
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -53,7 +65,7 @@ def create_app(
         )
     app.add_middleware(RequestTiming, metrics=lambda: _metrics_of(app))
     errors.install(app, quota_retry_after_seconds=settings.quota_retry_after_seconds)
-    for module in (routes_streams, routes_admin, routes_livekit, routes_health):
+    for module in (routes_streams, routes_admin, routes_livekit, routes_health, routes_docs):
         app.include_router(module.router)
     return app
 

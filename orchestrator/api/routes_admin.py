@@ -44,16 +44,18 @@ async def get_camera(camera_id: CameraId, admin: AdminDep) -> CameraOut:
 async def put_camera(
     camera_id: CameraId, body: CameraBody, admin: AdminDep, response: Response
 ) -> CameraOut:
-    """Create (201) or replace (200) a camera. The RTSP URL is stored, never returned."""
+    """Create (201) or replace (200) a camera. The RTSP URL is stored, never returned.
+    Disabling a camera ends its viewing: its reservations are released and its pusher stops."""
     camera = Camera(camera_id, body.name, body.rtsp_url, body.enabled)
-    if await admin.services.registry.put(camera):
+    if await admin.services.cameras.put(camera):
         response.status_code = 201
     return camera_out(camera)
 
 
 @router.delete("/cameras/{camera_id}", responses=errors(403, 404))
 async def delete_camera(camera_id: CameraId, admin: AdminDep) -> dict[str, str]:
-    if not await admin.services.registry.delete(camera_id):
+    """Remove a camera; its reservations are released and its pusher stops."""
+    if not await admin.services.cameras.delete(camera_id):
         raise CameraNotFound(f"camera {camera_id} not found")
     return {"status": "deleted"}
 

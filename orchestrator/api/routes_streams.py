@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path, Response
 
 from orchestrator.api.deps import CallerDep, ServicesDep
 from orchestrator.api.schemas import (
@@ -31,11 +31,21 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse} for status in (401, 422, 503, *statuses)}
 
 
+def _no_store(response: Response) -> None:
+    """A token-bearing answer: no browser or proxy cache may keep it."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+NO_STORE = Depends(_no_store)
+
+
 @router.post(
     "/reserve",
     status_code=201,
     response_model=ReserveResponse,
     responses=errors(403, 404, 409, 429),
+    dependencies=[NO_STORE],
 )
 async def reserve(body: ReserveRequest, caller: CallerDep) -> ReserveResponse:
     """Reserve a viewer slot. Answers once the lease is written; the pusher starts behind."""
@@ -60,7 +70,7 @@ async def reserve(body: ReserveRequest, caller: CallerDep) -> ReserveResponse:
     )
 
 
-@router.post("/heartbeat/{reservation_id}", responses=errors(403, 404))
+@router.post("/heartbeat/{reservation_id}", responses=errors(404, 409), dependencies=[NO_STORE])
 async def heartbeat(reservation_id: RID, caller: CallerDep) -> HeartbeatResponse:
     """Renew the lease (never shortens it). Carries a fresh token when the old one nears expiry."""
     renewed = await caller.services.streams.heartbeat(caller.principal, reservation_id)
@@ -71,7 +81,7 @@ async def heartbeat(reservation_id: RID, caller: CallerDep) -> HeartbeatResponse
     )
 
 
-@router.delete("/release/{reservation_id}", responses=errors(403))
+@router.delete("/release/{reservation_id}", responses=errors())
 async def release(reservation_id: RID, caller: CallerDep) -> ReleaseResponse:
     """Release the lease. Idempotent: releasing twice (or an expired lease) is fine."""
     result = await caller.services.streams.release(caller.principal, reservation_id)

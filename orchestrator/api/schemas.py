@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.domain.ids import TOTAL
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
@@ -12,8 +14,19 @@ class ReserveRequest(BaseModel):
 
     camera_id: str = Field(pattern=ID_PATTERN, examples=["cam-001-sheikh-zayed"])
     user_id: str = Field(min_length=1, max_length=256)
-    source: str = Field(pattern=ID_PATTERN, examples=["DUBAI_POLICE"])
+    source: str = Field(
+        pattern=ID_PATTERN,
+        examples=["DUBAI_POLICE"],
+        description="the agency; not TOTAL, which names the global limit",
+    )
     quality: str = Field(default="auto", min_length=1, max_length=32)
+
+    @field_validator("source")
+    @classmethod
+    def _not_total(cls, value: str) -> str:
+        if value == TOTAL:
+            raise ValueError("TOTAL names the global limit; reserve under an agency")
+        return value
 
 
 class ReserveResponse(BaseModel):
@@ -131,6 +144,15 @@ class CameraList(BaseModel):
 
 class LimitBody(BaseModel):
     limit: int = Field(ge=0, le=1_000_000_000)
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _json_number(cls, value: object) -> object:
+        """``false``, ``true`` and ``"5"`` are refused (422), never read as numbers. ``5.5`` is
+        refused too; ``5.0`` is the integer 5, as the schema's ``type: integer`` says."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a JSON integer")
+        return value
 
 
 class LimitOut(BaseModel):

@@ -2,6 +2,9 @@
 
 The label is the matched route's template (``/api/v1/stream/heartbeat/{reservation_id}``),
 never the raw path, so ids never become label values; unmatched paths share ``unmatched``.
+
+A request that ends without a response because its client went away (``http.disconnect``,
+e.g. a hang-up mid-body) is counted as 499, nginx's "client closed request", never as a 5xx.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator.metrics import ServiceMetrics
 
 UNMATCHED = "unmatched"
+CLIENT_GONE = 499
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -27,7 +31,14 @@ class RequestTiming:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        gone = False
+
+        async def watched_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
 
         async def timed_send(message: Message) -> None:
             nonlocal status
@@ -36,8 +47,10 @@ class RequestTiming:
             await send(message)
 
         try:
-            await self.app(scope, receive, timed_send)
+            await self.app(scope, watched_receive, timed_send)
         finally:
+            if status is None:  # no response: the client left, or the server answers 500
+                status = CLIENT_GONE if gone else 500
             metrics = self._metrics()
             if metrics is not None:
                 route = getattr(scope.get("route"), "path", UNMATCHED)

@@ -32,8 +32,17 @@ def validate_camera_id(value: str) -> str:
 
 
 def validate_source(value: str) -> str:
-    """A source (agency) name. ``TOTAL`` is reserved for the global limit."""
+    """A source (agency) name, or ``TOTAL`` (the global limit)."""
     return _check("source", value, _ID, _ID_RULE)
+
+
+def validate_lease_source(value: str) -> str:
+    """A source a viewer may reserve under: never ``TOTAL``, which names the global limit (a
+    lease under it would count against no agency and vanish from per-source stats)."""
+    validate_source(value)
+    if value == TOTAL:
+        raise InvalidInput(f"source {TOTAL} names the global limit; reserve under an agency")
+    return value
 
 
 def validate_reservation_id(value: str) -> str:

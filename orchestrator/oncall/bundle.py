@@ -17,50 +17,18 @@ import socket
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from orchestrator import __version__
-from orchestrator.domain.redact import redact_url
+from orchestrator.domain.redact import Redactor, redact_url, url_secrets
 from orchestrator.errors import OrchestratorError
-from orchestrator.logs import redact
 from orchestrator.oncall import views
 from orchestrator.oncall.actions import OnCall
 
 CONTAINER_LOG_LINES = 200
 SERVICE_LOG_BYTES = 2 * 1024 * 1024
-MASK = "***"
-
-
-class Redactor:
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a URL is replaced whole before its password alone.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        text = redact(text)
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return text
-
-
-def url_secrets(url: str) -> list[str]:
-    """The URL itself and its secret parts (userinfo, password, query), raw and decoded."""
-    found = [url]
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return found
-    for value in (parts.password, parts.username if parts.password else None, parts.query):
-        if value:
-            found += [value, unquote(value)]
-    if "@" in parts.netloc:
-        found.append(parts.netloc.rsplit("@", 1)[0])
-    found += [value for _, value in parse_qsl(parts.query)]  # ?token=... values alone
-    return found
 
 
 async def known_secrets(oncall: OnCall) -> list[str]:

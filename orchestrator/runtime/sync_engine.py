@@ -23,6 +23,7 @@ import docker.utils
 import requests
 from docker.types import LogConfig
 
+from orchestrator.domain.redact import Redactor, url_secrets
 from orchestrator.errors import OrchestratorError, RuntimeRejected, RuntimeUnavailable
 from orchestrator.runtime.spec import (
     EVENT_ACTIONS,
@@ -42,10 +43,8 @@ class NameTaken(Exception):
 
 
 def _redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+    """URL credentials masked, and each env value (a URL with its secret parts) literally."""
+    return Redactor(part for value in secrets for part in url_secrets(value))(text)
 
 
 def translate(op: str, exc: BaseException, secrets: Iterable[str] = ()) -> OrchestratorError:

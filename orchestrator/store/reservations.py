@@ -16,6 +16,7 @@ from orchestrator.domain.ids import (
     TOTAL,
     new_reservation_id,
     validate_camera_id,
+    validate_lease_source,
     validate_reservation_id,
     validate_source,
     viewer_identity,
@@ -90,7 +91,7 @@ class ReservationStore:
         self, camera_id: str, source: str, user_id: str, quality: str = "auto"
     ) -> Admission:
         validate_camera_id(camera_id)
-        validate_source(source)
+        validate_lease_source(source)
         rid = new_reservation_id()
         lease = Lease(rid, camera_id, source)
         reply = await self._scripts.run(
@@ -149,6 +150,13 @@ class ReservationStore:
             member = await self._client.hget(keys.reservation(reservation_id), "member")
         return Lease.parse(str(member)) if member else None
 
+    async def leases_of_camera(self, camera_id: str) -> list[Lease]:
+        """Every lease the camera's set holds, live or not yet swept."""
+        validate_camera_id(camera_id)
+        async with translated():
+            members = await self._client.zrange(keys.camera_leases(camera_id), 0, -1)
+        return [Lease.parse(str(m)) for m in members]
+
     async def heartbeat(self, reservation_id: str) -> int:
         """Extend the lease; returns the new expiry (ms). Never shortens a lease."""
         return (await self.renew(await self.require_lease(reservation_id))).expires_at_ms
@@ -164,7 +172,7 @@ class ReservationStore:
         policy = self.policy
         reply = await self._scripts.run(
             "heartbeat",
-            keys.lease_keys(lease),
+            [*keys.lease_keys(lease), keys.camera(lease.camera_id)],
             [
                 self.clock_offset_ms,
                 lease.member,
@@ -174,7 +182,9 @@ class ReservationStore:
                 policy.token_ttl_ms,
             ],
         )
-        expires, token_exp, user = check("heartbeat", reply, reservation_id=lease.reservation_id)
+        expires, token_exp, user = check(
+            "heartbeat", reply, reservation_id=lease.reservation_id, camera_id=lease.camera_id
+        )
         return Renewal(lease, int(expires), int(token_exp) or None, str(user))
 
     async def release(self, reservation_id: str) -> Release:

@@ -277,24 +277,31 @@ async def scripted() -> AsyncIterator[tuple[str, list[int]]]:
     await runner.cleanup()
 
 
-async def test_5xx_and_429_are_retried_but_501_and_a_bad_body_are_not(
+@pytest.fixture
+async def scripted_gateway(
     scripted: tuple[str, list[int]], registry: CollectorRegistry
-) -> None:
+) -> AsyncIterator[tuple[LiveKitGateway, list[int]]]:
+    """A gateway (3 attempts) in front of the scripted endpoint, and its status script."""
     url, statuses = scripted
     gw = LiveKitGateway(url, KEY, SECRET, timeout_seconds=TIMEOUT, registry=registry)
     await gw.start()
-    try:
-        statuses.extend([503, 429])
-        assert await gw.list_rooms() == []  # third attempt succeeds
-        statuses.extend([501, 500])
-        with pytest.raises(LiveKitRejected) as err:
-            await gw.list_rooms()
-        assert statuses == [500]  # 501 was answered once and not retried
-        statuses[:] = [200, 200]
-        with pytest.raises(LiveKitRejected) as bad_body:
-            await gw.list_rooms()  # the client raises protobuf's DecodeError; it must not leak
-    finally:
-        await gw.close()
+    yield gw, statuses
+    await gw.close()
+
+
+async def test_5xx_and_429_are_retried_but_501_and_a_bad_body_are_not(
+    scripted_gateway: tuple[LiveKitGateway, list[int]], registry: CollectorRegistry
+) -> None:
+    gw, statuses = scripted_gateway
+    statuses.extend([503, 429])
+    assert await gw.list_rooms() == []  # third attempt succeeds
+    statuses.extend([501, 500])
+    with pytest.raises(LiveKitRejected) as err:
+        await gw.list_rooms()
+    assert statuses == [500]  # 501 was answered once and not retried
+    statuses[:] = [200, 200]
+    with pytest.raises(LiveKitRejected) as bad_body:
+        await gw.list_rooms()  # the client raises protobuf's DecodeError; it must not leak
     assert (err.value.twirp_code, err.value.status) == ("scripted", 501)
     assert (bad_body.value.twirp_code, bad_body.value.status) == ("bad_response", 200)
     assert statuses == [200]  # the HTML 200 was not retried either
@@ -306,23 +313,34 @@ async def test_5xx_and_429_are_retried_but_501_and_a_bad_body_are_not(
 
 
 async def test_408_deadline_exceeded_is_retried_like_5xx(
-    scripted: tuple[str, list[int]], registry: CollectorRegistry
+    scripted_gateway: tuple[LiveKitGateway, list[int]], registry: CollectorRegistry
 ) -> None:
     """LiveKit's internal RPC timeout surfaces as Twirp 408 ``deadline_exceeded`` (§9.3)."""
-    url, statuses = scripted
-    gw = LiveKitGateway(url, KEY, SECRET, timeout_seconds=TIMEOUT, registry=registry)
-    await gw.start()
-    try:
-        statuses.extend([408, 408])
-        assert await gw.list_rooms() == []  # third attempt succeeds
-        assert statuses == []
-        statuses.extend([408, 408, 408])
-        with pytest.raises(LiveKitUnavailable):
-            await gw.list_rooms()  # three attempts, all 408: temporary, not rejected
-    finally:
-        await gw.close()
+    gw, statuses = scripted_gateway
+    statuses.extend([408, 408])
+    assert await gw.list_rooms() == []  # third attempt succeeds
+    assert statuses == []
+    statuses.extend([408, 408, 408])
+    with pytest.raises(LiveKitUnavailable):
+        await gw.list_rooms()  # three attempts, all 408: temporary, not rejected
     assert statuses == []
     kind = "deadline_exceeded"
     assert value(registry, "cctv_livekit_errors_total", operation="list_rooms", kind=kind) == 5
     rejected = value(registry, "cctv_livekit_errors_total", operation="list_rooms", kind="rejected")
     assert rejected == 0
+
+
+async def test_the_fakes_408_is_retried_and_its_503_too(
+    fake: FakeLiveKit, gateway: LiveKitGateway, registry: CollectorRegistry
+) -> None:
+    """The same against the strict fake's fault knob: 408 twice, then the call goes through."""
+    fake.fail_rpc("ListRooms", "deadline_exceeded", times=2)
+    assert await gateway.list_rooms() == []
+    fake.fail_rpc("ListRooms", "unavailable", times=1)
+    assert await gateway.list_rooms() == []
+    assert fake.twirp_calls.count("livekit.RoomService/ListRooms") == 5
+    errors = {
+        kind: value(registry, "cctv_livekit_errors_total", operation="list_rooms", kind=kind)
+        for kind in ("deadline_exceeded", "server_5xx")
+    }
+    assert errors == {"deadline_exceeded": 2, "server_5xx": 1}

@@ -82,7 +82,7 @@ def test_log_lines_are_json_and_mask_every_form_of_the_camera_secret() -> None:
     record = json.loads(line)
     assert record["camera_id"] == "cam-1" and record["level"] == "error"
     assert "s3cr3t" not in line and "admin" not in line
-    assert safe_url(CAMERA) == "rtsp://10.1.2.3:554/Streaming/101"
+    assert safe_url(CAMERA) == "rtsp://***@10.1.2.3:554/Streaming/101"  # as the API shows it
 
 
 def test_nal_types_reads_headers_of_both_start_code_lengths() -> None:

@@ -9,45 +9,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable
 from typing import TextIO
-from urllib.parse import parse_qsl, unquote, urlsplit
 
-MASK = "***"
+from .redact import MASK, Redactor, redact_url, url_secrets
 
+__all__ = ["MASK", "Log", "Redactor", "safe_url", "url_secrets"]
 
-def safe_url(url: str) -> str:
-    """``scheme://host[:port]/path`` of ``url``: no userinfo, no query, no fragment."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def url_secrets(url: str) -> list[str]:
-    """The parts of ``url`` that may be secret: userinfo, password and query values."""
-    parts = urlsplit(url)
-    found: list[str] = []
-    if parts.password:
-        found += [parts.password, unquote(parts.password)]
-    if "@" in parts.netloc:
-        userinfo = parts.netloc.rsplit("@", 1)[0]
-        found += [userinfo, unquote(userinfo)]
-    found += [value for _, value in parse_qsl(parts.query) if value]
-    return found
-
-
-class Redactor:
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first, so a URL is masked whole before its password is.
-        self._secrets = sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return text
+# One redaction for the service and the pusher: ``redact.py`` is a verbatim copy of the
+# service's ``orchestrator/domain/redact.py`` (the image cannot import the service; a unit test
+# keeps the two identical).
+safe_url = redact_url
 
 
 class Log:
