@@ -1,5 +1,5 @@
 """The camera registry as the admin API changes it: a camera that is deleted or disabled
-stops being watched at once (issue 15).
+stops being watched at once.
 
 The registry write is atomic, and ``reserve`` and ``heartbeat`` read the camera inside their
 scripts, so once it lands no lease of the camera is created or renewed and no token is minted

@@ -1,4 +1,4 @@
-"""Service settings, read from the environment (names fixed by design §7).
+"""Service settings, read from the environment (the names deployments already use are kept).
 
 Settings are grouped by concern and carry their unit in the name. Unprefixed names
 (``VALKEY_URL``, ``LIVEKIT_*``, ``DOCKER_HOST``) are the ones deployments already use; every
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     docker_timeout_seconds: float = 10.0
     docker_workers: int = Field(default=32, ge=1, le=256)
 
-    # --- pushers (design §4) --------------------------------------------------------
+    # --- pushers --------------------------------------------------------------
     pushers_enabled: bool = True
     pusher_image: str = "cctv-whip-pusher:latest"
     pusher_network: str = "bridge"

@@ -1,4 +1,4 @@
-"""Refuse to serve beyond loopback with secrets anyone could guess (issue 15).
+"""Refuse to serve beyond loopback with secrets anyone could guess.
 
 ``make run`` binds 127.0.0.1 with LiveKit's development secret and a generated admin key: fine
 on a laptop. Bound to any other address, the service refuses to start while LiveKit's secret

@@ -1,4 +1,4 @@
-"""Gauges about shared state, read from Valkey at scrape time (issue 6).
+"""Gauges about shared state, read from Valkey at scrape time.
 
 Every replica answers ``/metrics`` from the same Valkey read (``StatsReader``), so all of them
 report the same truth; nothing here is a per-process counter. Camera gauges cover active

@@ -1,5 +1,5 @@
 """Request bodies are bounded before anything parses them, and refused before anything reads
-them when the caller has no key (issue 15). A plain ASGI middleware.
+them when the caller has no key. A plain ASGI middleware.
 
 For a request that carries a body (``Content-Length`` over 0, or a ``Transfer-Encoding``):
 

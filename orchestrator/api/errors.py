@@ -1,4 +1,4 @@
-"""Map every error to JSON with a stable ``code`` (design §5). Routes only raise."""
+"""Map every error to JSON with a stable ``code`` (the REST contract). Routes only raise."""
 
 from __future__ import annotations
 

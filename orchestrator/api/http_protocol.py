@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with the two bounds it lacks on request headers (issue 15).
+"""uvicorn's httptools protocol with the two bounds it lacks on request headers.
 
 uvicorn times out only idle keep-alive connections: a connection that trickles its request
 line and headers, or sends none, stays open for ever, and httptools buffers a header of any

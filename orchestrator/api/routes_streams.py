@@ -1,4 +1,4 @@
-"""``/api/v1/stream``: reserve, heartbeat, release, stats (design §5)."""
+"""``/api/v1/stream``: reserve, heartbeat, release, stats: the dashboard's REST contract."""
 
 from __future__ import annotations
 

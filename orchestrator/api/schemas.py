@@ -1,4 +1,4 @@
-"""Request and response bodies of the REST contract (design §5). Extra fields are additive."""
+"""Request and response bodies of the dashboard's REST contract. Extra fields are additive."""
 
 from __future__ import annotations
 

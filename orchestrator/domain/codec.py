@@ -1,7 +1,7 @@
 """What a camera really encodes, as its pusher reports it. Pure: parsing and validation only.
 
 Browsers get the camera's H.264 unchanged, but LiveKit's ingress in bypass mode accepts only
-the label Constrained Baseline ``42001f`` (livekit-wire §9.8), so a High-profile or B-frame
+the label Constrained Baseline ``42001f``, so a High-profile or B-frame
 stream reaches browsers mislabelled. The pusher reads the camera's SPS and slice headers and
 logs one JSON line per finding (``{"event": "codec", ...}``, deploy/pusher/README.md); this
 module picks the latest valid one out of a container's log text. Container output is not

@@ -1,4 +1,4 @@
-"""Identifier rules and the names other systems rely on (design §2).
+"""Identifier rules and the names other systems rely on (docs/architecture.md).
 
 Every camera id and source is checked here before it reaches a key, a label or a name.
 """

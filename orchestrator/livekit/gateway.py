@@ -1,14 +1,14 @@
 """Async adapter over the ``livekit-api`` client (1.2.x): rooms, participants, WHIP ingress.
 
-Pitfalls handled (docs livekit-wire.md §1, §2, §8):
+Pitfalls handled (docs/architecture.md, "LiveKit facts"):
 
 * The client applies **no timeout** to RPCs (the session timeout is dropped per call), so each
   attempt runs under ``asyncio.wait_for``. ``LiveKitAPI()`` opens an aiohttp session in its
   ``__init__`` and needs a running loop, so it is built in ``start()``.
 * Key and secret are passed explicitly (an ambient ``LIVEKIT_TOKEN`` is never used). The
   client's Cloud-only failover is off: retries happen here, once, with tenacity.
-* 5xx except 501, 429, 408 (``deadline_exceeded``: LiveKit's internal psrpc call timed out,
-  §9.3), timeouts and transport errors are retried, then ``LiveKitUnavailable``.
+* 5xx except 501, 429, 408 (``deadline_exceeded``: LiveKit's internal psrpc call timed out),
+  timeouts and transport errors are retried, then ``LiveKitUnavailable``.
   Any other Twirp error, an auth failure (401 ``code="unknown"``) or an undecodable 200 body
   raises ``LiveKitRejected`` at once. ``not_found`` (ListIngress by id, RemoveParticipant,
   DeleteIngress) is an answer: None or False. CreateRoom is get-or-create.
@@ -103,7 +103,7 @@ class LiveKitGateway:
         self, name: str, *, empty_timeout: int, departure_timeout: int
     ) -> api.Room:
         """Get or create the room. The timeouts (seconds) apply only when this call creates
-        it: LiveKit keeps a live room's own (livekit-wire §9.9)."""
+        it: LiveKit keeps a live room's own."""
         request = api.CreateRoomRequest(
             name=name, empty_timeout=empty_timeout, departure_timeout=departure_timeout
         )

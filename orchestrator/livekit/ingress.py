@@ -1,4 +1,4 @@
-"""Each camera's one reusable WHIP ingress and room (design §2, §4).
+"""Each camera's one reusable WHIP ingress and room.
 
 The ingress (name and identity ``camera_<id>_publisher``, room ``camera_<id>``, transcoding
 off) is created at the camera's first start and its id kept in ``stream:metadata:<id>``;

@@ -3,7 +3,7 @@
 LiveKit's WHIP ingress without transcoding answers the POST at once and sits in BUFFERING
 (no webhook); it goes PUBLISHING (``ingress_started``) once every offered track delivered
 media within 10 s, else ERROR "source encoder not ready" (``ingress_ended``), and a minute
-without media also ends in ERROR (livekit-wire §9.5). An ERROR means the WHIP session the
+without media also ends in ERROR. An ERROR means the WHIP session the
 pusher holds is over, so the pusher is restarted with the usual backoff and the error becomes
 its ``last_error``. Webhooks and the periodic listing both come through here: the script
 applies a status only when it is newer than the recorded one, so each ERROR acts once.

@@ -3,12 +3,12 @@
 Webhooks can be dropped, so every ``livekit_sync_interval_seconds`` this pass lists the
 participants of each room that matters (rate-limited) and lets ``presence_sync`` correct the
 camera's presence, and lists the ingresses to correct their recorded status. A ``viewer_*``
-participant without a live lease of that room is a ghost and is removed (design §3
-invariant 5); ingresses of cameras no longer in the registry are deleted. The publisher counts
-as connected from a listing only when its ingress is PUBLISHING: after an unclean LiveKit stop
-its participant record can outlive it (livekit-wire §9.2). Each removal is best-effort: LiveKit
+participant without a live lease of that room is a ghost and is removed (invariant 5 in
+docs/architecture.md); ingresses of cameras no longer in the registry are deleted. The
+publisher counts as connected from a listing only when its ingress is PUBLISHING: after an
+unclean LiveKit stop its participant record can outlive it. Each removal is best-effort: LiveKit
 answers 503 for such store-only records, and a refused one is retried by the next pass (tokens
-are not revoked, §9.13). A failed listing changes nothing, and a second pass over an unchanged
+are not revoked). A failed listing changes nothing, and a second pass over an unchanged
 world changes nothing.
 """
 
@@ -147,7 +147,7 @@ class PresenceSync:
         viewers, publisher, invalid = _split(camera_id, participants)
         if publisher is not None and publishing is not None and camera_id not in publishing:
             # An ACTIVE ingress participant whose ingress is not PUBLISHING is a record left
-            # in LiveKit's store by an unclean stop (§9.2): it does not make the camera live.
+            # in LiveKit's store by an unclean stop: it does not make the camera live.
             publisher = None
         result = await self._presence.sync(
             camera_id,
@@ -158,7 +158,7 @@ class PresenceSync:
         )
         ghosts = [VIEWER_PREFIX + rid for rid in result.ghosts] + invalid
         removed = 0
-        for identity in ghosts:  # each on its own: LiveKit may refuse one (503, §9.2)
+        for identity in ghosts:  # each on its own: LiveKit refuses store-only records (503)
             try:
                 if await self._gateway.remove_participant(room, identity):
                     removed += 1

@@ -57,8 +57,8 @@ class TokenMinter:
 
     LiveKit creates a room at the first join with the joining token's ``roomConfig`` (else its
     own defaults, 300 s / 20 s), and ignores CreateRoom's timeouts for a room that is live
-    (livekit-wire §9.9): a viewer who connects before the pusher's start created the room
-    still gets the camera room the service's timeouts."""
+    (docs/architecture.md, "Rooms"): a viewer who connects before the pusher's start created
+    the room still gets the service's timeouts."""
 
     def __init__(
         self, api_key: str, api_secret: str, room_timeouts: tuple[int, int] | None = None

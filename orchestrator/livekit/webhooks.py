@@ -1,12 +1,12 @@
 """LiveKit webhooks: verify them (signature, body hash, age), then apply what they say.
 
 LiveKit signs each delivery with a JWT in the ``Authorization`` header, *without* a ``Bearer``
-prefix, whose ``sha256`` claim is the hash of the exact body bytes (livekit-wire.md §4.1).
+prefix, whose ``sha256`` claim is the hash of the exact body bytes.
 So the body is verified as received and never re-serialised. A token older than
 ``max_age_seconds`` is refused (a captured delivery cannot be replayed later), and within
 that window an event id is applied once (the scripts remember ids for longer than it).
 
-Effects (design §4, "webhooks are hints"):
+Effects (webhooks are hints: docs/architecture.md, flow 3):
 - ``participant_joined`` / ``participant_left`` of ``viewer_<rid>`` (kind not INGRESS) mark
   the viewer connected or gone; a left that ends the viewing (any reason but a
   DUPLICATE_IDENTITY replacement) cuts the lease to the reconnect grace.

@@ -1,1 +1,2 @@
-"""The pusher lifecycle of design §4: state in Valkey, containers on the Docker engine."""
+"""The pusher lifecycle (docs/architecture.md, flows 1 and 2): state in Valkey, containers
+on the Docker engine."""

@@ -1,4 +1,5 @@
-"""Starting and stopping one camera's pusher, single-flight per camera (design §4).
+"""Starting and stopping one camera's pusher, single-flight per camera (docs/architecture.md,
+flows 1 and 2).
 
 Who acts is decided in Valkey, never here: a start runs only with a generation the claim
 script handed out, a stop only with one the stop script handed out. In this process one

@@ -1,4 +1,4 @@
-"""Converge Docker with Valkey: the reconcile pass of design §4.
+"""Converge Docker with Valkey: the reconcile pass (docs/architecture.md, flow 2).
 
 :func:`plan` is pure: from one container listing and one Valkey snapshot it lists the
 corrections. :class:`Reconciler` reads both, plans, and applies each correction through the

@@ -1,7 +1,8 @@
 """Typed calls of the pusher scripts (``lua/pusher_*.lua``) and a reader of camera states.
 
-Every transition of design §4 is one script: a claim (the fencing generation), running,
-failed (with the restart schedule), stop, stopped, and the fence before an orphan removal.
+Every transition of the pusher state machine is one script: a claim (the fencing
+generation), running, failed (with the restart schedule), stop, stopped, and the fence before
+an orphan removal.
 The scripts decide; this module only builds keys and names the answers.
 """
 
