@@ -18,6 +18,7 @@ run: $(STAMP)  ## start the service with its embedded defaults on 127.0.0.1:8086
 lint: $(STAMP)
 	$(BIN)/ruff check orchestrator tests scripts deploy/pusher
 	$(BIN)/ruff format --check orchestrator tests scripts deploy/pusher
+	$(BIN)/lint-imports  # the layering contracts in pyproject.toml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

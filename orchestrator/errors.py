@@ -18,6 +18,7 @@
     ├── StaleGeneration              a fenced pusher write lost to a newer generation
     ├── ScriptProtocolError          a Lua script answered something unknown (a bug)
     ├── ContainerConflict            a pusher container already holds the name; adopt it
+    │                                (defined with the container model, runtime/spec.py)
     ├── RuntimeRejected              the Docker engine refused a request (bad image or config)
     └── TemporaryError               may succeed later; carries ``retry_after_seconds``
         ├── StoreUnavailable         Valkey unreachable or timing out (503)
@@ -29,11 +30,6 @@ Third-party errors (redis, docker, livekit) are translated at their adapter with
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from orchestrator.runtime.spec import ContainerInfo
 
 
 class OrchestratorError(Exception):
@@ -136,20 +132,6 @@ class RuntimeUnavailable(TemporaryError):
 
 class LiveKitUnavailable(TemporaryError):
     dependency = "livekit"
-
-
-class ContainerConflict(OrchestratorError):
-    """The engine refused a second ``whip-pusher-<camera_id>`` (HTTP 409).
-
-    ``existing`` is the container that holds the name. The caller adopts it (if it is managed
-    and of an acceptable generation) and never replaces it.
-    """
-
-    code = "CONTAINER_CONFLICT"
-
-    def __init__(self, message: str, *, existing: ContainerInfo) -> None:
-        super().__init__(message)
-        self.existing = existing
 
 
 class RuntimeRejected(OrchestratorError):

@@ -37,7 +37,6 @@ from orchestrator.domain.models import Admission
 from orchestrator.errors import (
     CameraDisabled,
     CameraNotFound,
-    ContainerConflict,
     OrchestratorError,
     RuntimeRejected,
     RuntimeUnavailable,
@@ -47,7 +46,7 @@ from orchestrator.metrics import ServiceMetrics
 from orchestrator.pusher.specs import SpecFactory, TargetSource
 from orchestrator.pusher.store import PusherStore, PusherView
 from orchestrator.runtime import DockerRuntime
-from orchestrator.runtime.spec import ContainerInfo, PusherSpec
+from orchestrator.runtime.spec import ContainerConflict, ContainerInfo, PusherSpec
 from orchestrator.store.cameras import CameraRegistry
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from orchestrator.domain.ids import container_name, validate_camera_id
-from orchestrator.errors import ContainerConflict, RuntimeRejected, RuntimeUnavailable
-from orchestrator.runtime.spec import ContainerEvent, ContainerInfo, PusherSpec, event_from_raw
+from orchestrator.errors import RuntimeRejected, RuntimeUnavailable
+from orchestrator.runtime.spec import (
+    ContainerConflict,
+    ContainerEvent,
+    ContainerInfo,
+    PusherSpec,
+    event_from_raw,
+)
 from orchestrator.runtime.sync_engine import (
     SDK_ERRORS,
     EventStream,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.domain.ids import container_name, validate_camera_id
-from orchestrator.errors import InvalidInput
+from orchestrator.errors import InvalidInput, OrchestratorError
 
 LABEL_PREFIX = "cctv.orchestrator/"
 MANAGED_BY_LABEL = f"{LABEL_PREFIX}managed-by"
@@ -226,3 +226,17 @@ def event_from_raw(data: Mapping[str, Any]) -> ContainerEvent | None:
         exit_code=_int_or_none(attributes["exitCode"]) if "exitCode" in attributes else None,
         time=time_nano / 1e9 if isinstance(time_nano, int) else float(data.get("time") or 0),
     )
+
+
+class ContainerConflict(OrchestratorError):
+    """The engine refused a second ``whip-pusher-<camera_id>`` (HTTP 409).
+
+    ``existing`` is the container that holds the name. The caller adopts it (if it is managed
+    and of an acceptable generation) and never replaces it.
+    """
+
+    code = "CONTAINER_CONFLICT"
+
+    def __init__(self, message: str, *, existing: ContainerInfo) -> None:
+        super().__init__(message)
+        self.existing = existing

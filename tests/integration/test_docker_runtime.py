@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from orchestrator.domain.ids import container_name
-from orchestrator.errors import ContainerConflict, RuntimeUnavailable
+from orchestrator.errors import RuntimeUnavailable
 from orchestrator.runtime import (
     CAMERA_LABEL,
     GENERATION_LABEL,
@@ -33,6 +33,7 @@ from orchestrator.runtime import (
     DockerRuntime,
     PusherSpec,
 )
+from orchestrator.runtime.spec import ContainerConflict
 from tests.images import (
     TEST_LABELS,
     create_test_network,
