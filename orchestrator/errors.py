@@ -15,7 +15,6 @@
     ├── Forbidden                    the key's role or sources do not allow it (403)
     ├── QuotaExceeded                a source or the TOTAL limit is full (429)
     ├── LimitBelowUsage              a new limit would sit below live usage (409)
-    ├── StaleGeneration              a fenced pusher write lost to a newer generation
     ├── ScriptProtocolError          a Lua script answered something unknown (a bug)
     ├── ContainerConflict            a pusher container already holds the name; adopt it
     │                                (defined with the container model, runtime/spec.py)
@@ -104,10 +103,6 @@ class LimitBelowUsage(OrchestratorError):
         super().__init__(f"limit {limit} for {name} is below its live usage {current}")
         self.current = current
         self.limit = limit
-
-
-class StaleGeneration(OrchestratorError):
-    code = "STALE_GENERATION"
 
 
 class ScriptProtocolError(OrchestratorError):

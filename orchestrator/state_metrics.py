@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from orchestrator.domain.pusher import PusherState
 from orchestrator.errors import TemporaryError
 from orchestrator.store.stats import StatsReader
 
-PUSHER_STATES = ("IDLE", "STARTING", "RUNNING", "DRAINING", "STOPPING", "FAILED")
+PUSHER_STATES: tuple[str, ...] = tuple(PusherState)
 
 
 class StateGauges:

@@ -24,18 +24,18 @@ from orchestrator.errors import InvalidInput
 from orchestrator.livekit.gateway import LiveKitGateway
 from orchestrator.livekit.ingress import IngressManager, RoomPolicy
 from orchestrator.livekit.ingress_status import IngressStatus
-from orchestrator.livekit.sync import PresenceSync
 from orchestrator.livekit.tokens import TokenMinter
 from orchestrator.livekit.webhooks import WebhookEffects, WebhookVerifier
 from orchestrator.metrics import ServiceMetrics
 from orchestrator.pusher.backoff import RestartPolicy
 from orchestrator.pusher.codec_probe import CodecProbe
 from orchestrator.pusher.lifecycle import Lifecycle
-from orchestrator.pusher.reconcile import Reconciler
-from orchestrator.pusher.specs import SpecFactory, StaticTarget, TargetSource
+from orchestrator.pusher.spec_factory import SpecFactory, StaticTarget, TargetSource
 from orchestrator.pusher.store import PusherStore
-from orchestrator.pusher.watcher import EventWatcher
-from orchestrator.reconciler.loops import GuardedLoop, LoopGroup
+from orchestrator.reconcile.container_events import EventWatcher
+from orchestrator.reconcile.containers import Reconciler
+from orchestrator.reconcile.livekit import PresenceSync
+from orchestrator.reconcile.loops import GuardedLoop, LoopGroup
 from orchestrator.runtime import DockerRuntime
 from orchestrator.state_metrics import StateGauges
 from orchestrator.store.cameras import CameraRegistry

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Response
 from orchestrator.api.deps import AdminDep
 from orchestrator.api.routes_streams import errors
 from orchestrator.api.schemas import CameraBody, CameraList, CameraOut, LimitBody, LimitOut
+from orchestrator.domain.ids import ID_PATTERN
 from orchestrator.domain.models import Camera
 from orchestrator.domain.redact import redact_url
 from orchestrator.errors import CameraNotFound
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
-CameraId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-Source = Annotated[str, Path(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+CameraId = Annotated[str, Path(pattern=ID_PATTERN)]
+Source = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 def camera_out(camera: Camera) -> CameraOut:

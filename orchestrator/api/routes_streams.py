@@ -21,10 +21,10 @@ from orchestrator.api.schemas import (
     TotalStats,
 )
 from orchestrator.api.timefmt import iso, iso_required
-from orchestrator.domain.ids import room_name
+from orchestrator.domain.ids import RESERVATION_PATTERN, room_name
 
 router = APIRouter(prefix="/api/v1/stream", tags=["stream"])
-RID = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{22,64}$", description="reservation id")]
+RID = Annotated[str, Path(pattern=RESERVATION_PATTERN, description="reservation id")]
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

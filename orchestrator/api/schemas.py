@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.domain.ids import TOTAL
-
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+from orchestrator.domain.ids import ID_PATTERN, TOTAL
 
 
 class ReserveRequest(BaseModel):

@@ -10,8 +10,12 @@ import secrets
 
 from orchestrator.errors import InvalidInput
 
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_RESERVATION = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+# The one place of the id patterns: the API's ``pattern=`` strings are these.
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"  # camera ids and sources
+RESERVATION_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"  # reservation ids (URL-safe tokens)
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # LiveKit webhook event ids
+_ID = re.compile(ID_PATTERN)
+_RESERVATION = re.compile(RESERVATION_PATTERN)
 _ID_RULE = "1-64 characters of letters, digits, '.', '_' or '-'"
 _RESERVATION_RULE = "22-64 URL-safe characters (letters, digits, '_' or '-')"
 

@@ -18,7 +18,7 @@ from livekit.protocol.ingress import IngressInfo
 from orchestrator.domain.ids import publisher_identity, room_name
 from orchestrator.errors import LiveKitUnavailable
 from orchestrator.livekit.gateway import LiveKitGateway
-from orchestrator.pusher.specs import WhipTarget
+from orchestrator.pusher.spec_factory import WhipTarget
 from orchestrator.store.presence import PresenceStore
 
 log = logging.getLogger(__name__)

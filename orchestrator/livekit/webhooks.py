@@ -28,6 +28,7 @@ from livekit.protocol.models import DisconnectReason, ParticipantInfo
 from livekit.protocol.webhook import WebhookEvent
 
 from orchestrator.domain.ids import (
+    EVENT_ID_PATTERN,
     camera_of_publisher,
     camera_of_room,
     reservation_of_identity,
@@ -38,7 +39,7 @@ from orchestrator.store.presence import PresenceStore, session_version
 from orchestrator.store.reservations import ReservationStore
 
 MAX_BODY_BYTES = 256 * 1024
-_EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
 _PARTICIPANT_EVENTS = ("participant_joined", "participant_left", "participant_connection_aborted")
 _INGRESS_EVENTS = ("ingress_started", "ingress_ended")
 UNVERIFIED = "unverified"  # the event label of a delivery that failed verification

@@ -23,9 +23,10 @@ from orchestrator.domain.ids import (
     viewer_identity,
 )
 from orchestrator.domain.models import Lease, Recount
+from orchestrator.domain.pusher import PusherState
 from orchestrator.errors import LiveKitRejected, LiveKitUnavailable
-from orchestrator.pusher.reconcile import Correction
-from orchestrator.store.inspect import CounterState, StateInspector
+from orchestrator.reconcile.plan import Correction
+from orchestrator.store.inspection import CounterState, StateInspector
 from orchestrator.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class CameraReset:
     released: int = 0
     kicked: int = 0
     container_left: bool = False  # a container of this camera is still on the engine
-    state: str = "IDLE"
+    state: str = PusherState.IDLE
     notes: list[str] = field(default_factory=list)
 
 
@@ -114,15 +115,15 @@ class OnCall:
         while True:
             view = await self.s.pushers.view(camera_id)
             report.state = view.state
-            if view.state == "IDLE":
+            if view.state == PusherState.IDLE:
                 report.container_left = not await self._remove_orphan(camera_id)
                 return
-            if view.state == "DRAINING":
+            if view.state == PusherState.DRAINING:
                 generation = await self.s.pushers.begin_stop(camera_id, force=True)
                 if generation is not None:
                     await self.s.lifecycle.stop(camera_id, generation)
                     continue
-            elif view.state != "STOPPING":  # viewers came back after the releases
+            elif view.state != PusherState.STOPPING:  # viewers came back after the releases
                 report.notes.append(f"new viewers arrived during the reset ({view.state})")
                 report.container_left = (await self.s.runtime.get(camera_id)) is not None
                 return
@@ -172,7 +173,7 @@ class OnCall:
 
     async def _expects_containers(self) -> bool:
         snapshot = await self.s.pushers.snapshot()
-        return any(view.phase == "RUNNING" for view in snapshot.views.values())
+        return any(view.phase == PusherState.RUNNING for view in snapshot.views.values())
 
     async def reconcile(self, *, dry_run: bool) -> ReconcilePlan:
         """One reconcile pass over Docker and the counters (and LiveKit, when applying)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from orchestrator.domain.containers import ContainerInfo
+from orchestrator.domain.pusher import PusherState
 from orchestrator.domain.redact import redact_url
 from orchestrator.errors import OrchestratorError, TemporaryError
 from orchestrator.oncall.actions import OnCall
-from orchestrator.runtime.spec import ContainerInfo
 from orchestrator.state_metrics import PUSHER_STATES
 
 
@@ -115,7 +116,7 @@ async def cameras(oncall: OnCall) -> list[dict[str, Any]]:
                 "camera_id": camera.camera_id,
                 "name": camera.name,
                 "enabled": camera.enabled,
-                "state": stat.pusher_state if stat else "IDLE",
+                "state": stat.pusher_state if stat else PusherState.IDLE,
                 "reserved": stat.reserved_count if stat else 0,
                 "viewers": stat.viewer_count if stat else 0,
                 "restarts": stat.restarts if stat else 0,

@@ -33,7 +33,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from orchestrator.domain.containers import ContainerConflict, ContainerInfo, PusherSpec
 from orchestrator.domain.models import Admission
+from orchestrator.domain.pusher import PusherState, due_for_start, due_for_stop
 from orchestrator.errors import (
     CameraDisabled,
     CameraNotFound,
@@ -43,10 +45,9 @@ from orchestrator.errors import (
     StoreUnavailable,
 )
 from orchestrator.metrics import ServiceMetrics
-from orchestrator.pusher.specs import SpecFactory, TargetSource
-from orchestrator.pusher.store import PusherStore, PusherView
+from orchestrator.pusher.spec_factory import SpecFactory, TargetSource
+from orchestrator.pusher.store import PusherStore
 from orchestrator.runtime import DockerRuntime
-from orchestrator.runtime.spec import ContainerConflict, ContainerInfo, PusherSpec
 from orchestrator.store.cameras import CameraRegistry
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class Lifecycle:
             "pusher claim went stale",
             extra={**fields, "state": view.state, "current_generation": view.generation},
         )
-        if view.generation == generation and view.state in ("STOPPING", "IDLE"):
+        if view.generation == generation and view.state in (PusherState.STOPPING, PusherState.IDLE):
             await self.runtime.remove(camera_id, max_generation=generation)
 
     async def _spec(self, camera_id: str, generation: int) -> PusherSpec:
@@ -195,7 +196,9 @@ class Lifecycle:
                 return await self.runtime.create_and_start(spec)
             except ContainerConflict as conflict:
                 existing = conflict.existing
-                if existing is None or not existing.managed:
+                if existing is None:
+                    continue  # the holder vanished between the 409 and the read: create again
+                if not existing.managed:
                     raise RuntimeRejected(
                         f"{spec.name} is held by a container we do not manage"
                     ) from conflict
@@ -238,7 +241,7 @@ class Lifecycle:
         as ``last_error``) and its container removed. An error older than the running pusher
         belongs to an earlier session and is ignored."""
         view = await self.pushers.view(camera_id)
-        if view.phase != "RUNNING" or view.container_id is None:
+        if view.phase != PusherState.RUNNING or view.container_id is None:
             return
         if view.running_since_ms is None or view.running_since_ms > at_ms:
             return
@@ -290,27 +293,7 @@ class Lifecycle:
                 self.spawn(camera_id, self.stop_if_due(camera_id))
                 scheduled += 1
             elif due_for_start(view, live, snapshot.now_ms):
-                restart = view.state == "FAILED"
+                restart = view.state == PusherState.FAILED
                 self.spawn(camera_id, self.claim_and_start(camera_id, restart=restart))
                 scheduled += 1
         return scheduled
-
-
-def due_for_stop(view: PusherView, live: int, now_ms: int) -> bool:
-    if live > 0:
-        return False
-    if view.state == "DRAINING":
-        return (view.drain_deadline_ms or 0) <= now_ms
-    return view.state == "STOPPING" and (view.claim_deadline_ms or 0) <= now_ms
-
-
-def due_for_start(view: PusherView, live: int, now_ms: int) -> bool:
-    if live == 0:
-        return False
-    if view.state == "IDLE":
-        return True
-    if view.state == "FAILED":
-        return (view.retry_at_ms or 0) <= now_ms
-    if view.state in ("STARTING", "STOPPING"):
-        return (view.claim_deadline_ms or 0) <= now_ms
-    return False

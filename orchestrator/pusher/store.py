@@ -8,72 +8,17 @@ The scripts decide; this module only builds keys and names the answers.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 from redis.asyncio import Redis
 
 from orchestrator.domain.codec import CodecReport
 from orchestrator.domain.models import Lease
+from orchestrator.domain.pusher import PusherView, Snapshot
 from orchestrator.pusher.backoff import RestartPolicy
 from orchestrator.store import keys
 from orchestrator.store.errors import translated
-from orchestrator.store.scripts import Scripts, outcome
+from orchestrator.store.scripts import Arg, Scripts, outcome
 
 MAX_ERROR_TEXT = 300
-
-
-@dataclass(frozen=True, slots=True)
-class PusherView:
-    """One camera's pusher metadata as stored (``stream:metadata:<camera_id>``)."""
-
-    camera_id: str
-    state: str
-    generation: int
-    container_id: str | None
-    claim_deadline_ms: int | None
-    drain_deadline_ms: int | None
-    retry_at_ms: int | None
-    attempts: int
-    restarts: int
-    last_error: str | None
-    resume: str | None
-    running_since_ms: int | None = None
-
-    @classmethod
-    def parse(cls, camera_id: str, meta: dict[str, str]) -> PusherView:
-        def num(name: str) -> int | None:
-            value = meta.get(name)
-            return int(value) if value not in (None, "") else None
-
-        return cls(
-            camera_id=camera_id,
-            state=meta.get("state", "IDLE"),
-            generation=num("generation") or 0,
-            container_id=meta.get("container_id") or None,
-            claim_deadline_ms=num("claim_deadline"),
-            drain_deadline_ms=num("drain_deadline"),
-            retry_at_ms=num("retry_at"),
-            attempts=num("attempts") or 0,
-            restarts=num("restarts") or 0,
-            last_error=meta.get("last_error") or None,
-            resume=meta.get("resume") or None,
-            running_since_ms=num("running_since"),
-        )
-
-    @property
-    def phase(self) -> str:
-        """The state that counts for the container: DRAINING keeps its resume state's."""
-        return (self.resume or "STARTING") if self.state == "DRAINING" else self.state
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Every active camera's metadata and the cameras that have live leases, read at once."""
-
-    views: dict[str, PusherView]
-    watched: dict[str, int]  # camera id -> live lease count
-    now_ms: int
 
 
 class PusherStore:
@@ -94,16 +39,13 @@ class PusherStore:
         self.restart = restart
         self.clock_offset_ms = clock_offset_ms
 
-    def _now_ms(self) -> int:
-        return int(time.time() * 1000) + self.clock_offset_ms
-
     async def claim(self, camera_id: str) -> int | None:
         """The new generation when this process now owns the start, else None."""
         keys_ = [keys.metadata(camera_id), keys.camera_leases(camera_id), keys.ACTIVE_CAMERAS]
-        args = [self.clock_offset_ms, self.owner, self.claim_ms, camera_id]
+        args: list[Arg] = [self.clock_offset_ms, self.owner, self.claim_ms, camera_id]
         code, values = outcome(
             "pusher_claim",
-            await self._scripts.run("pusher_claim", keys_, args),
+            await self._scripts.pusher_claim(keys_, args),
             "NOT_DUE",
             "NO_VIEWERS",
         )
@@ -111,8 +53,7 @@ class PusherStore:
 
     async def mark_running(self, camera_id: str, generation: int, container_id: str) -> bool:
         """False when the claim went stale (taken over, or the camera stopped meanwhile)."""
-        reply = await self._scripts.run(
-            "pusher_running",
+        reply = await self._scripts.pusher_running(
             [keys.metadata(camera_id)],
             [self.clock_offset_ms, generation, container_id],
         )
@@ -132,7 +73,7 @@ class PusherStore:
 
         ``min_delay_ms``: no restart before then (time for a container still running to go).
         """
-        args: list[object] = [
+        args: list[Arg] = [
             self.clock_offset_ms,
             max(generation, 1),
             container_id,
@@ -140,14 +81,13 @@ class PusherStore:
             round(self.restart.stable_seconds * 1000),
             *(max(d, min_delay_ms) for d in self.restart.delays_ms()),
         ]
-        reply = await self._scripts.run("pusher_failed", [keys.metadata(camera_id)], args)
+        reply = await self._scripts.pusher_failed([keys.metadata(camera_id)], args)
         code, values = outcome("pusher_failed", reply, "STALE")
         return int(values[1]) if code == "OK" else None
 
     async def record_codec(self, camera_id: str, generation: int, report: CodecReport) -> bool:
         """Keep what generation ``generation``'s pusher reported; False when it is stale."""
-        reply = await self._scripts.run(
-            "codec_report",
+        reply = await self._scripts.codec_report(
             [keys.metadata(camera_id)],
             [self.clock_offset_ms, generation, *report.to_fields()],
         )
@@ -158,8 +98,7 @@ class PusherStore:
         """The generation to tear down when this process now owns the stop, else None.
 
         ``force`` skips the rest of a DRAINING camera's grace (the on-call reset)."""
-        reply = await self._scripts.run(
-            "pusher_stop",
+        reply = await self._scripts.pusher_stop(
             [keys.metadata(camera_id), keys.camera_leases(camera_id)],
             [self.clock_offset_ms, self.owner, self.claim_ms, int(force)],
         )
@@ -169,15 +108,14 @@ class PusherStore:
     async def stopped(self, camera_id: str, generation: int) -> int | None:
         """After the removal: the next generation when viewers came back (ours to start)."""
         keys_ = [keys.metadata(camera_id), keys.camera_leases(camera_id), keys.ACTIVE_CAMERAS]
-        args = [self.clock_offset_ms, generation, self.owner, self.claim_ms, camera_id]
-        reply = await self._scripts.run("pusher_stopped", keys_, args)
+        args: list[Arg] = [self.clock_offset_ms, generation, self.owner, self.claim_ms, camera_id]
+        reply = await self._scripts.pusher_stopped(keys_, args)
         code, values = outcome("pusher_stopped", reply, "IDLE", "CLAIMED", "STALE")
         return int(values[0]) if code == "CLAIMED" else None
 
     async def fence(self, camera_id: str, label_generation: int) -> int | None:
         """The generation an orphan removal may touch, or None when the camera is in use."""
-        reply = await self._scripts.run(
-            "pusher_fence",
+        reply = await self._scripts.pusher_fence(
             [keys.metadata(camera_id), keys.camera_leases(camera_id)],
             [self.clock_offset_ms, max(label_generation, 0)],
         )

@@ -1,11 +1,11 @@
 """Container runtime (Docker): the synchronous SDK kept off the event loop.
 
-``spec`` holds the pure data (what a pusher container is, its labels, what the engine reports);
-``docker_runtime`` is the adapter that talks to the engine and translates its errors.
+The container model is pure data in ``domain/containers.py``; ``parsing`` turns the engine's
+JSON into it, and ``docker_runtime`` is the adapter that talks to the engine and translates
+its errors.
 """
 
-from orchestrator.runtime.docker_runtime import DockerRuntime
-from orchestrator.runtime.spec import (
+from orchestrator.domain.containers import (
     CAMERA_LABEL,
     GENERATION_LABEL,
     LABEL_PREFIX,
@@ -15,6 +15,7 @@ from orchestrator.runtime.spec import (
     ContainerInfo,
     PusherSpec,
 )
+from orchestrator.runtime.docker_runtime import DockerRuntime
 
 __all__ = [
     "CAMERA_LABEL",

@@ -26,15 +26,15 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from orchestrator.domain.ids import container_name, validate_camera_id
-from orchestrator.errors import RuntimeRejected, RuntimeUnavailable
-from orchestrator.runtime.spec import (
+from orchestrator.domain.containers import (
     ContainerConflict,
     ContainerEvent,
     ContainerInfo,
     PusherSpec,
-    event_from_raw,
 )
+from orchestrator.domain.ids import container_name, validate_camera_id
+from orchestrator.errors import RuntimeRejected, RuntimeUnavailable
+from orchestrator.runtime.parsing import event_from_raw
 from orchestrator.runtime.sync_engine import (
     SDK_ERRORS,
     EventStream,
@@ -86,32 +86,27 @@ class DockerRuntime:
     async def create_and_start(self, spec: PusherSpec) -> ContainerInfo:
         """Create and start ``whip-pusher-<camera_id>``.
 
-        Raises ``ContainerConflict`` (with ``existing``) when a container already holds the
-        name; that container is left exactly as it was.
+        Raises ``ContainerConflict`` (with ``existing``, None when the holder vanished before
+        it could be read) when a container already holds the name; that container is left
+        exactly as it was. No retry here: the lifecycle owns the one retry layer.
         """
         fields = {"camera_id": spec.camera_id, "generation": spec.generation, "image": spec.image}
         secrets = tuple(spec.env.values())
-        for _attempt in range(2):
-            try:
-                info = await self._run(
-                    "create", lambda: self._engine.create_and_start(spec), secrets
-                )
-            except NameTaken as exc:
-                existing = await self.get(spec.camera_id)
-                if existing is None:
-                    continue  # the holder vanished in between: try once more
-                log.warning(
-                    "pusher name taken; adopting, not replacing",
-                    extra={
-                        **fields,
-                        "container_id": existing.id,
-                        "existing_generation": existing.generation,
-                    },
-                )
-                raise ContainerConflict(f"{spec.name} already exists", existing=existing) from exc
-            log.info("pusher container started", extra={**fields, "container_id": info.id})
-            return info
-        raise RuntimeUnavailable(f"{spec.name} kept conflicting with a vanishing container")
+        try:
+            info = await self._run("create", lambda: self._engine.create_and_start(spec), secrets)
+        except NameTaken as exc:
+            existing = await self.get(spec.camera_id)  # None: the holder vanished meanwhile
+            log.warning(
+                "pusher name taken",
+                extra={
+                    **fields,
+                    "container_id": existing.id if existing else None,
+                    "existing_generation": existing.generation if existing else None,
+                },
+            )
+            raise ContainerConflict(f"{spec.name} already exists", existing=existing) from exc
+        log.info("pusher container started", extra={**fields, "container_id": info.id})
+        return info
 
     async def get(self, camera_id: str) -> ContainerInfo | None:
         """The container named ``whip-pusher-<camera_id>`` (managed or not), or None."""

@@ -23,16 +23,10 @@ import docker.utils
 import requests
 from docker.types import LogConfig
 
+from orchestrator.domain.containers import EVENT_ACTIONS, MANAGED_FILTER, ContainerInfo, PusherSpec
 from orchestrator.domain.redact import Redactor, url_secrets
 from orchestrator.errors import OrchestratorError, RuntimeRejected, RuntimeUnavailable
-from orchestrator.runtime.spec import (
-    EVENT_ACTIONS,
-    MANAGED_FILTER,
-    ContainerInfo,
-    PusherSpec,
-    info_from_inspect,
-    info_from_summary,
-)
+from orchestrator.runtime.parsing import info_from_inspect, info_from_summary
 
 SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 _EVENT_FILTERS = {"type": "container", "event": list(EVENT_ACTIONS), "label": [MANAGED_FILTER]}

@@ -69,8 +69,7 @@ class PresenceStore:
         ends_viewing: bool,
     ) -> tuple[str, int]:
         """Apply one viewer webhook; returns the outcome and the lease's expiry (ms)."""
-        reply = await self._scripts.run(
-            "viewer_event",
+        reply = await self._scripts.viewer_event(
             [
                 keys.webhook_event(event_id),
                 keys.reservation(lease.reservation_id),
@@ -99,8 +98,7 @@ class PresenceStore:
     async def publisher_event(
         self, event_id: str, camera_id: str, *, joined: bool, sid: str, version: str
     ) -> str:
-        reply = await self._scripts.run(
-            "publisher_event",
+        reply = await self._scripts.publisher_event(
             [keys.webhook_event(event_id), keys.metadata(camera_id)],
             [self.clock_offset_ms, "joined" if joined else "left", sid, version, DEDUPE_WINDOW_MS],
         )
@@ -109,8 +107,7 @@ class PresenceStore:
     async def ingress_event(
         self, event_id: str, camera_id: str, *, ingress_id: str, status: str, at_ns: int, error: str
     ) -> str:
-        reply = await self._scripts.run(
-            "ingress_event",
+        reply = await self._scripts.ingress_event(
             [keys.webhook_event(event_id), keys.metadata(camera_id)],
             [
                 self.clock_offset_ms,
@@ -130,8 +127,8 @@ class PresenceStore:
 
     async def bind_ingress(self, camera_id: str, *, expected: str | None, ingress_id: str) -> str:
         """Keep ``ingress_id`` unless another one was bound since ``expected``; returns the kept."""
-        reply = await self._scripts.run(
-            "ingress_bind", [keys.metadata(camera_id)], [expected or "", ingress_id]
+        reply = await self._scripts.ingress_bind(
+            [keys.metadata(camera_id)], [expected or "", ingress_id]
         )
         return str(check("ingress_bind", reply)[0])
 
@@ -182,7 +179,7 @@ class PresenceStore:
         for v in viewers:
             args += [v.reservation_id, v.sid, v.version]
         args += absent
-        reply = check("presence_sync", await self._scripts.run("presence_sync", script_keys, args))
+        reply = check("presence_sync", await self._scripts.presence_sync(script_keys, args))
         if len(reply) < 2:
             raise ScriptProtocolError(f"presence_sync answered {reply!r}")
         return SyncResult(int(reply[0]), int(reply[1]), tuple(str(r) for r in reply[2:]))

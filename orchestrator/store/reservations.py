@@ -94,8 +94,7 @@ class ReservationStore:
         validate_lease_source(source)
         rid = new_reservation_id()
         lease = Lease(rid, camera_id, source)
-        reply = await self._scripts.run(
-            "reserve",
+        reply = await self._scripts.reserve(
             [
                 *keys.lease_keys(lease)[:5],
                 keys.limit(source),
@@ -170,8 +169,7 @@ class ReservationStore:
     async def renew(self, lease: Lease) -> Renewal:
         """Heartbeat a lease; ``token_expires_at_ms`` is set when a fresh token is due."""
         policy = self.policy
-        reply = await self._scripts.run(
-            "heartbeat",
+        reply = await self._scripts.heartbeat(
             [*keys.lease_keys(lease), keys.camera(lease.camera_id)],
             [
                 self.clock_offset_ms,
@@ -196,8 +194,7 @@ class ReservationStore:
 
     async def release_lease(self, lease: Lease) -> Release:
         self._routes.pop(lease.reservation_id, None)
-        reply = await self._scripts.run(
-            "release",
+        reply = await self._scripts.release(
             keys.lease_keys(lease),
             [self.clock_offset_ms, lease.member, self.policy.drain_grace_ms],
         )
@@ -225,8 +222,7 @@ class ReservationStore:
         for lease in leases:
             hash_key, source_set, camera_set, _, count_key, meta = keys.lease_keys(lease)
             script_keys += [hash_key, source_set, camera_set, count_key, meta]
-        reply = await self._scripts.run(
-            "expire",
+        reply = await self._scripts.expire(
             script_keys,
             [self.clock_offset_ms, self.policy.drain_grace_ms, *members],
         )
@@ -247,8 +243,8 @@ class ReservationStore:
 
     async def recount(self, source: str) -> Recount:
         validate_source(source)
-        reply = await self._scripts.run(
-            "recount", [keys.source_leases(source), keys.count(source)], [self.clock_offset_ms]
+        reply = await self._scripts.recount(
+            [keys.source_leases(source), keys.count(source)], [self.clock_offset_ms]
         )
         if len(reply) != 2 or not all(isinstance(v, int) for v in reply):
             check("recount", reply)
@@ -260,22 +256,11 @@ class ReservationStore:
         """Set a source's limit (``TOTAL`` for the global one); returns the previous value."""
         validate_source(source)
         lease_set = keys.ALL_LEASES if source == TOTAL else keys.source_leases(source)
-        reply = await self._scripts.run(
-            "set_limit", [keys.limit(source), lease_set], [self.clock_offset_ms, limit]
+        reply = await self._scripts.set_limit(
+            [keys.limit(source), lease_set], [self.clock_offset_ms, limit]
         )
         before, _ = check("set_limit", reply, limit_name=source)
         return None if int(before) < 0 else int(before)
-
-    async def get(self, reservation_id: str) -> ReservationInfo | None:
-        """The reservation when its lease is live, else None."""
-        validate_reservation_id(reservation_id)
-        async with translated():
-            data: dict[str, str] = await self._client.hgetall(keys.reservation(reservation_id))  # type: ignore[assignment]
-        if not data:
-            return None
-        info = reservation_info(reservation_id, data)
-        now = int(time.time() * 1000) + self.clock_offset_ms
-        return info if info.expires_at_ms > now else None
 
 
 def reservation_info(reservation_id: str, data: dict[str, str]) -> ReservationInfo:

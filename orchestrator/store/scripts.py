@@ -1,24 +1,23 @@
-"""Loads the Lua scripts in ``lua/`` and maps their replies to named exceptions, in one place.
+"""The Lua scripts in ``lua/`` as typed handles, and their replies mapped to named exceptions.
 
-Each script is loaded once per client and called by SHA; a NOSCRIPT answer (a flushed script
-cache, a restarted server) reloads the scripts and re-sends the call. Scripts reply
-``{code, ...}``; :func:`check` turns every non-OK code into an exception and raises
-:class:`ScriptProtocolError` for anything it does not know.
+:class:`Scripts` holds one :class:`Script` per file in ``lua/`` (``_lib.lua`` is prepended to
+each), created once per client: ``await scripts.reserve(keys, args)``. A misspelled script is
+an attribute that does not exist: mypy refuses it and ``getattr`` raises at once. The set of
+handles must equal the set of files; :class:`Scripts` checks it when built.
+
+Calls are auto-pipelined and never left waiting (see :mod:`orchestrator.store.script_batch`).
+Scripts reply ``{code, ...}``; :func:`check` turns every non-OK code into an exception and
+raises :class:`ScriptProtocolError` for anything it does not know.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import get_type_hints
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from orchestrator.errors import (
     CameraDisabled,
@@ -29,34 +28,12 @@ from orchestrator.errors import (
     QuotaExceeded,
     ReservationNotFound,
     ScriptProtocolError,
-    StoreUnavailable,
 )
-from orchestrator.store.errors import translated
+from orchestrator.store.script_batch import Arg as Arg
+from orchestrator.store.script_batch import Reply as Reply
+from orchestrator.store.script_batch import ScriptBatcher
 
-NAMES = (
-    "reserve",
-    "heartbeat",
-    "release",
-    "expire",
-    "recount",
-    "set_limit",
-    "pusher_claim",
-    "pusher_running",
-    "pusher_failed",
-    "pusher_stop",
-    "pusher_stopped",
-    "pusher_fence",
-    "codec_report",
-    "viewer_event",
-    "publisher_event",
-    "ingress_event",
-    "ingress_bind",
-    "presence_sync",
-)
 LIB = "_lib"
-MAX_BATCH = 256
-
-Reply = list[Any]
 
 
 def lua_dir() -> Path:
@@ -70,102 +47,85 @@ def lua_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "lua"
 
 
+def script_files(directory: Path | None = None) -> frozenset[str]:
+    """The scripts a directory holds: every ``*.lua`` but the shared ``_lib.lua``."""
+    return frozenset(p.stem for p in (directory or lua_dir()).glob("*.lua") if p.stem != LIB)
+
+
 def script_source(name: str, directory: Path | None = None) -> str:
     base = directory or lua_dir()
     lib = (base / f"{LIB}.lua").read_text(encoding="utf-8")
     return lib + (base / f"{name}.lua").read_text(encoding="utf-8")
 
 
-@dataclass(slots=True)
-class _Call:
-    name: str
-    keys: list[str]
-    args: list[Any]
-    future: asyncio.Future[Any]
+class Script:
+    """One script of one client: ``await script(keys, args)`` is its reply (a list)."""
+
+    __slots__ = ("_batcher", "name")
+
+    def __init__(self, name: str, batcher: ScriptBatcher) -> None:
+        self.name = name
+        self._batcher = batcher
+
+    def __call__(self, keys: Sequence[str], args: Sequence[Arg] = ()) -> Awaitable[Reply]:
+        return self._batcher.call(self.name, keys, args)
+
+    def __repr__(self) -> str:
+        return f"Script({self.name!r})"
 
 
 class Scripts:
-    """The scripts of one client. ``await scripts.run(name, keys, args)``.
+    """The scripts of one client, one attribute per file in ``lua/``."""
 
-    Calls are auto-pipelined: every call made while a batch is being sent waits for the next
-    batch, and each batch goes out as one pipeline of EVALSHAs (one write, one read). Each
-    call still gets its own reply or error. A batch that meets NOSCRIPT (a flushed script
-    cache, a restarted server) loads the scripts and re-sends the calls that failed.
-    """
+    codec_report: Script
+    expire: Script
+    heartbeat: Script
+    ingress_bind: Script
+    ingress_event: Script
+    presence_sync: Script
+    publisher_event: Script
+    pusher_claim: Script
+    pusher_failed: Script
+    pusher_fence: Script
+    pusher_running: Script
+    pusher_stop: Script
+    pusher_stopped: Script
+    recount: Script
+    release: Script
+    reserve: Script
+    set_limit: Script
+    viewer_event: Script
 
     def __init__(self, client: Redis, directory: Path | None = None) -> None:
-        self._client = client
-        self._source = {name: script_source(name, directory) for name in NAMES}
-        # Valkey names scripts by their SHA1; it is an identifier here, not a security hash.
-        self._sha = {name: _sha1(src) for name, src in self._source.items()}
-        self._queue: list[_Call] = []
-        self._sender: asyncio.Task[None] | None = None
+        files = script_files(directory)
+        if files != HANDLES:
+            raise ScriptProtocolError(
+                f"lua/ and Scripts disagree: no handle for {sorted(files - HANDLES)}, "
+                f"no file for {sorted(HANDLES - files)}"
+            )
+        sources = {name: script_source(name, directory) for name in sorted(files)}
+        self._batcher = ScriptBatcher(client, sources)
+        for name in sources:
+            setattr(self, name, Script(name, self._batcher))
 
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Reply:
-        loop = asyncio.get_running_loop()
-        call = _Call(name, list(keys), list(args), loop.create_future())
-        self._queue.append(call)
-        if self._sender is None or self._sender.done():
-            self._sender = loop.create_task(self._send_all(), name="valkey-script-batches")
-        reply = await call.future
-        if not isinstance(reply, list):
-            raise ScriptProtocolError(f"{name} answered {reply!r}")
-        return reply
-
-    async def _send_all(self) -> None:
-        await asyncio.sleep(0)  # let callers of this loop tick join the first batch
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                await self._send(batch)
-            except OrchestratorError as exc:
-                for call in batch:
-                    if not call.future.done():
-                        call.future.set_exception(exc)
-
-    async def _send(self, batch: list[_Call]) -> None:
-        replies = await self._pipeline(batch)
-        missing = [c for c, r in zip(batch, replies, strict=True) if isinstance(r, NoScriptError)]
-        if missing:
-            await self.load_all()
-            again = await self._pipeline(missing)
-            replies = [
-                again[missing.index(c)] if c in missing else r
-                for c, r in zip(batch, replies, strict=True)
-            ]
-        for call, reply in zip(batch, replies, strict=True):
-            if call.future.done():  # the caller gave up (cancelled)
-                continue
-            if isinstance(reply, redis_errors.ResponseError):
-                call.future.set_exception(ScriptProtocolError(f"{call.name} failed: {reply}"))
-            elif isinstance(reply, Exception):
-                call.future.set_exception(StoreUnavailable(f"valkey: {type(reply).__name__}"))
-            else:
-                call.future.set_result(reply)
-
-    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
-        async with translated(), self._client.pipeline(transaction=False) as pipe:
-            for call in batch:
-                pipe.evalsha(self._sha[call.name], len(call.keys), *call.keys, *call.args)
-            return list(await pipe.execute(raise_on_error=False))
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
+        """A script by name, for tests that go through every script; the code uses the
+        attributes. An unknown name raises :class:`AttributeError` at once."""
+        if name not in HANDLES:
+            raise AttributeError(f"no script {name!r}; the scripts are {sorted(HANDLES)}")
+        script: Script = getattr(self, name)
+        return await script(keys, args)
 
     async def ready(self) -> bool:
         """Valkey answers and holds every script (loading any that are missing)."""
-        async with translated():
-            present = await self._client.script_exists(*self._sha.values())
-        if not all(present):
-            await self.load_all()
-        return True
+        return await self._batcher.ready()
 
     async def load_all(self) -> None:
-        """Load every script now (readiness); ``run`` also reloads on NOSCRIPT by itself."""
-        async with translated():
-            for name, source in self._source.items():
-                self._sha[name] = await self._client.script_load(source)
+        """Load every script now (readiness); calls also reload on NOSCRIPT by themselves."""
+        await self._batcher.load_all()
 
 
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+HANDLES = frozenset(n for n, t in get_type_hints(Scripts).items() if t is Script)
 
 
 def _quota(reply: Reply, context: dict[str, str]) -> OrchestratorError:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from orchestrator.domain.codec import CodecReport
 from orchestrator.domain.ids import TOTAL
 from orchestrator.domain.models import Lease
+from orchestrator.domain.pusher import PusherState
 from orchestrator.store import keys
 from orchestrator.store.errors import translated
 from orchestrator.store.reservations import LeasePolicy
@@ -107,8 +108,8 @@ class StatsReader:
                 by_source[source] = by_source.get(source, 0) + 1
                 cameras_of.setdefault(source, set()).add(camera_id)
                 counts_of[source] = counts_of.get(source, 0) + 1
-            state = meta.get("state", "IDLE")
-            if not members and state == "IDLE":
+            state = meta.get("state", PusherState.IDLE)
+            if not members and state == PusherState.IDLE:
                 continue
             camera_stats.append(
                 CameraStat(

@@ -49,8 +49,8 @@ import docker.errors
 import uvloop
 from docker.types import LogConfig
 
+from orchestrator.domain.containers import MANAGED_FILTER
 from orchestrator.domain.models import Camera
-from orchestrator.runtime.spec import MANAGED_FILTER
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
 from orchestrator.store.embedded import EmbeddedValkey

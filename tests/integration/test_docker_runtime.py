@@ -22,6 +22,7 @@ import docker
 import pytest
 import redis
 
+from orchestrator.domain.containers import ContainerConflict
 from orchestrator.domain.ids import container_name
 from orchestrator.errors import RuntimeUnavailable
 from orchestrator.runtime import (
@@ -33,7 +34,6 @@ from orchestrator.runtime import (
     DockerRuntime,
     PusherSpec,
 )
-from orchestrator.runtime.spec import ContainerConflict
 from tests.images import (
     TEST_LABELS,
     create_test_network,
@@ -127,6 +127,7 @@ async def test_second_create_raises_conflict_and_keeps_the_existing_container(
         await runtime.create_and_start(spec_for(camera_id, pusher_image, generation=2))
 
     existing = raised.value.existing
+    assert existing is not None
     assert (existing.id, existing.generation, existing.managed) == (first.id, 1, True)
     assert existing.running
     data = inspect(docker_api, container_name(camera_id))
@@ -143,7 +144,8 @@ async def test_a_foreign_container_is_reported_and_never_removed(
 
     with pytest.raises(ContainerConflict) as raised:
         await runtime.create_and_start(spec_for(camera_id, pusher_image))
-    assert raised.value.existing.id == foreign.id and not raised.value.existing.managed
+    existing = raised.value.existing
+    assert existing is not None and existing.id == foreign.id and not existing.managed
 
     assert await runtime.remove(camera_id, max_generation=10**9) is False
     assert inspect(docker_api, foreign.id)["State"]["Running"] is True

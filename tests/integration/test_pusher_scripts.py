@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from orchestrator.domain.pusher import PusherView
 from orchestrator.errors import InvalidInput
 from orchestrator.pusher.backoff import RestartPolicy
-from orchestrator.pusher.store import PusherStore, PusherView
+from orchestrator.pusher.store import PusherStore
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.reservations import LeasePolicy, ReservationStore

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from orchestrator.domain.models import Admission
 from orchestrator.errors import QuotaExceeded
-from orchestrator.reconciler.loops import GuardedLoop, LoopGroup
+from orchestrator.reconcile.loops import GuardedLoop, LoopGroup
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect

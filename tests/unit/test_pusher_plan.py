@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orchestrator.domain.containers import STOPPED_STATES, ContainerInfo
+from orchestrator.domain.pusher import PusherView, Snapshot, due_for_start, due_for_stop
 from orchestrator.pusher.backoff import TABLE_SIZE, RestartPolicy
-from orchestrator.pusher.lifecycle import due_for_start, due_for_stop
-from orchestrator.pusher.reconcile import Correction, plan
-from orchestrator.pusher.store import PusherView, Snapshot
-from orchestrator.runtime.spec import STOPPED_STATES, ContainerInfo
+from orchestrator.reconcile.plan import Correction, plan
 
 NOW = 1_700_000_000_000
 STATES = ("IDLE", "STARTING", "RUNNING", "DRAINING", "STOPPING", "FAILED")

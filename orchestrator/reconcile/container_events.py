@@ -14,9 +14,9 @@ import logging
 import random
 import time
 
+from orchestrator.domain.containers import ContainerEvent
 from orchestrator.errors import OrchestratorError
-from orchestrator.pusher.reconcile import Reconciler
-from orchestrator.runtime.spec import ContainerEvent
+from orchestrator.reconcile.containers import Reconciler
 
 log = logging.getLogger(__name__)
 

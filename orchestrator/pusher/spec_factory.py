@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.config import Settings
+from orchestrator.domain.containers import PusherSpec
 from orchestrator.domain.models import Camera
-from orchestrator.runtime.spec import PusherSpec
 
 
 @dataclass(frozen=True, slots=True)

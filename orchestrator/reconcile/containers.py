@@ -1,0 +1,81 @@
+"""Converge Docker with Valkey: the reconcile pass (docs/architecture.md, flow 2).
+
+:class:`Reconciler` reads the container listing and the Valkey snapshot, plans (``plan.py``)
+and applies each correction through the same scripts the rest of the service uses, so a
+correction is fenced like any other step:
+
+- ``orphan``: the fence script first lifts the camera's generation to the container's label,
+  so the removal can never touch a container that a start claimed after the snapshot;
+- ``dead`` / ``missing``: recorded as a failure, so the restart backoff applies;
+- ``start``: claimed and started.
+
+It never acts on a failed listing (the exception ends the pass) and never on the strength of
+an empty one: an empty listing while Valkey expects containers must be seen on two passes in a
+row before a container counts as missing. Applying a plan and planning again yields no
+corrections: a second pass changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from orchestrator.pusher.lifecycle import Lifecycle
+from orchestrator.reconcile.plan import Correction, plan
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle  # its metrics count the corrections
+        self._empty_passes = 0
+
+    @property
+    def empty_passes(self) -> int:
+        """Passes in a row that found no managed container (2 trusts the empty listing)."""
+        return self._empty_passes
+
+    async def run_once(self, *, dry_run: bool = False) -> list[Correction]:
+        """One pass: list, snapshot, plan, apply. Returns the corrections it applied."""
+        listing = await self.lifecycle.runtime.list_managed()  # raises: nothing is done
+        snapshot = await self.lifecycle.pushers.snapshot(all_watched=True)
+        self._empty_passes = self._empty_passes + 1 if not listing else 0
+        corrections = [
+            c
+            for c in plan(listing, snapshot, trust_empty=self._empty_passes >= 2)
+            if not self.lifecycle.busy(c.camera_id)
+        ]
+        if dry_run:
+            return corrections
+        applied = [c for c in corrections if await self._apply(c)]
+        for correction in applied:
+            self.lifecycle.metrics.corrected(correction.kind)
+            log.info(
+                "reconcile correction",
+                extra={
+                    "kind": correction.kind,
+                    "camera_id": correction.camera_id,
+                    "container_id": correction.container_id,
+                    "reason": correction.reason,
+                },
+            )
+        return applied
+
+    async def _apply(self, correction: Correction) -> bool:
+        camera_id = correction.camera_id
+        pushers = self.lifecycle.pushers
+        if correction.kind == "orphan":
+            fence = await pushers.fence(camera_id, correction.generation)
+            if fence is None:
+                return False  # a viewer arrived meanwhile: not an orphan any more
+            return await self.lifecycle.runtime.remove(camera_id, max_generation=fence)
+        if correction.kind in ("dead", "missing"):
+            retry_at = await pushers.mark_failed(
+                camera_id,
+                correction.generation,
+                correction.reason,
+                container_id=correction.container_id,
+            )
+            return retry_at is not None
+        self.lifecycle.spawn(camera_id, self.lifecycle.claim_and_start(camera_id))
+        return True

@@ -1,0 +1,59 @@
+"""The reconcile plan: from one container listing and one Valkey snapshot, the corrections
+that would make Docker agree with Valkey. Pure (``containers.py`` applies them).
+
+- ``orphan``: a managed container whose camera is IDLE with no live lease.
+- ``dead`` / ``missing``: the recorded container of a RUNNING camera stopped, or is not on
+  the engine at all.
+- ``start``: a camera with viewers and no pusher (IDLE).
+
+An empty listing is trusted only when the caller says so (two empty passes in a row): a
+failed or unconfirmed empty view never makes a container count as missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.domain.containers import ContainerInfo
+from orchestrator.domain.pusher import PusherState, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    kind: str  # orphan | dead | missing | start
+    camera_id: str
+    container_id: str = ""
+    generation: int = 0
+    reason: str = ""
+
+
+def plan(
+    listing: list[ContainerInfo], snapshot: Snapshot, *, trust_empty: bool
+) -> list[Correction]:
+    corrections: list[Correction] = []
+    by_camera = {c.camera_id: c for c in listing if c.managed and c.camera_id}
+    for camera_id, container in sorted(by_camera.items()):
+        view = snapshot.views.get(camera_id)
+        state = view.state if view is not None else PusherState.IDLE
+        if state == PusherState.IDLE and snapshot.watched.get(camera_id, 0) == 0:
+            corrections.append(
+                Correction("orphan", camera_id, container.id, container.generation or 0)
+            )
+    listing_usable = bool(listing) or trust_empty
+    for camera_id, view in sorted(snapshot.views.items()):
+        if view.phase != PusherState.RUNNING or view.container_id is None or not listing_usable:
+            continue
+        found = by_camera.get(camera_id)
+        if found is None or found.id != view.container_id:
+            reason = "container missing from the engine"
+            corrections.append(
+                Correction("missing", camera_id, view.container_id, view.generation, reason)
+            )
+        elif found.stopped:  # not "created": a listing taken mid-start is not a death
+            reason = f"container {found.status}, exit code {found.exit_code}"
+            corrections.append(Correction("dead", camera_id, found.id, view.generation, reason))
+    for camera_id, live in sorted(snapshot.watched.items()):
+        view = snapshot.views.get(camera_id)
+        if live > 0 and (view is None or view.state == PusherState.IDLE):
+            corrections.append(Correction("start", camera_id))
+    return corrections

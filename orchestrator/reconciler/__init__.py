@@ -1,1 +1,0 @@
-"""Background loops: named, guarded tasks with a run-once mode for tests."""
