@@ -60,10 +60,11 @@ class CameraAdmin:
             released += (await self._leases.release_lease(lease)).released
         stopping = False
         if self._lifecycle is not None:
-            generation = await self._lifecycle.pushers.begin_stop(camera_id, force=True)
-            if generation is not None:
+            lifecycle = self._lifecycle
+            generation = await lifecycle.pushers.begin_stop(camera_id, force=True)
+            if generation is not None:  # won the stop: run it behind the answer
                 stopping = True
-                self._lifecycle.spawn(camera_id, self._lifecycle.stop(camera_id, generation))
+                lifecycle.spawn(camera_id, lifecycle.stop(camera_id, generation))
         if released or stopping:
             log.info(
                 "camera viewing ended",

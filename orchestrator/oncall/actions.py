@@ -119,9 +119,7 @@ class OnCall:
                 report.container_left = not await self._remove_orphan(camera_id)
                 return
             if view.state == PusherState.DRAINING:
-                generation = await self.s.pushers.begin_stop(camera_id, force=True)
-                if generation is not None:
-                    await self.s.lifecycle.stop(camera_id, generation)
+                if await self.s.lifecycle.stop_now(camera_id):
                     continue
             elif view.state != PusherState.STOPPING:  # viewers came back after the releases
                 report.notes.append(f"new viewers arrived during the reset ({view.state})")
@@ -141,10 +139,7 @@ class OnCall:
             return True
         if not info.managed:
             return False
-        fence = await self.s.pushers.fence(camera_id, info.generation or 0)
-        if fence is None:
-            return False  # a viewer arrived meanwhile: the camera is in use again
-        return await self.s.runtime.remove(camera_id, max_generation=fence)
+        return await self.s.lifecycle.remove_orphan(camera_id, info.generation or 0)
 
     # --- everything ---------------------------------------------------------------------
 

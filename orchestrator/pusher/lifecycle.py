@@ -266,6 +266,25 @@ class Lifecycle:
             with attempt:
                 await self.runtime.remove(camera_id, max_generation=generation)
 
+    async def stop_now(self, camera_id: str) -> bool:
+        """Skip the drain grace of a camera nobody watches any more (a deleted camera, the
+        on-call reset): stop its pusher now, fenced like any stop. False when this process may
+        stop nothing (the camera is in use again, or another process owns the stop)."""
+        generation = await self.pushers.begin_stop(camera_id, force=True)
+        if generation is None:
+            return False
+        await self.stop(camera_id, generation)
+        return True
+
+    async def remove_orphan(self, camera_id: str, label_generation: int) -> bool:
+        """Remove the container of a camera nobody watches (IDLE). The fence script first lifts
+        the camera's generation to the container's label, so a start claimed meanwhile is never
+        touched. False when the camera is in use again or nothing was removed."""
+        fence = await self.pushers.fence(camera_id, label_generation)
+        if fence is None:
+            return False
+        return await self.runtime.remove(camera_id, max_generation=fence)
+
     async def claim_and_start(self, camera_id: str, *, restart: bool = False) -> None:
         """``restart``: the camera's pusher had failed (counted once, by the claimant)."""
         generation = await self.pushers.claim(camera_id)

@@ -64,11 +64,8 @@ class Reconciler:
     async def _apply(self, correction: Correction) -> bool:
         camera_id = correction.camera_id
         pushers = self.lifecycle.pushers
-        if correction.kind == "orphan":
-            fence = await pushers.fence(camera_id, correction.generation)
-            if fence is None:
-                return False  # a viewer arrived meanwhile: not an orphan any more
-            return await self.lifecycle.runtime.remove(camera_id, max_generation=fence)
+        if correction.kind == "orphan":  # False: a viewer arrived meanwhile
+            return await self.lifecycle.remove_orphan(camera_id, correction.generation)
         if correction.kind in ("dead", "missing"):
             retry_at = await pushers.mark_failed(
                 camera_id,

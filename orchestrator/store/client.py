@@ -6,7 +6,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def connect(url: str, *, timeout_seconds: float = 0.5, max_connections: int = 64) -> Redis:
@@ -14,7 +13,9 @@ def connect(url: str, *, timeout_seconds: float = 0.5, max_connections: int = 64
     bounded, so no request hangs on Valkey.
 
     One quick retry rides over a dropped pooled connection (e.g. after a Valkey restart);
-    anything longer is the caller's business (the API answers 503).
+    anything longer is the caller's business (the API answers 503). A timeout is never
+    retried: the command may have run, and not every script may run twice (a reserve whose
+    reply was lost would be refused as a duplicate while its lease stays).
     """
     pool = BlockingConnectionPool.from_url(
         url,
@@ -24,7 +25,7 @@ def connect(url: str, *, timeout_seconds: float = 0.5, max_connections: int = 64
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry_on_error=[RedisConnectionError],
         health_check_interval=15,
     )
     return Redis.from_pool(pool)

@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, cast
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -44,8 +44,11 @@ MAX_BATCH = 256
 Arg = str | bytes | int | float
 Reply = list[Any]
 
+_PLAIN_KEY = frozenset({str})
+_PLAIN_ARG = frozenset({str, bytes, int, float})
 
-def is_arg(value: object) -> TypeGuard[Arg]:
+
+def is_arg(value: object) -> bool:
     """What redis-py sends as given. Exact int and float: it refuses bools and writes an
     IntEnum as its repr."""
     return isinstance(value, str | bytes) or type(value) in (int, float)
@@ -53,19 +56,18 @@ def is_arg(value: object) -> TypeGuard[Arg]:
 
 def checked(
     script: str, keys: Sequence[object], args: Sequence[object]
-) -> tuple[list[str], list[Arg]]:
-    """The call's keys and arguments as lists, or :class:`InvalidInput` naming the first bad one."""
-    key_list: list[str] = []
-    for i, key in enumerate(keys, 1):
-        if not isinstance(key, str):
-            raise _refused(script, f"KEYS[{i}]", key)
-        key_list.append(key)
-    arg_list: list[Arg] = []
-    for i, arg in enumerate(args, 1):
-        if not is_arg(arg):
-            raise _refused(script, f"ARGV[{i}]", arg)
-        arg_list.append(arg)
-    return key_list, arg_list
+) -> tuple[Sequence[str], Sequence[Arg]]:
+    """The call's keys and arguments, or :class:`InvalidInput` naming the first bad one."""
+    # The common case (exact types) is tested in C; the loops name the culprit, or let
+    # subclasses of str and bytes (a StrEnum) through.
+    if not (_PLAIN_KEY.issuperset(map(type, keys)) and _PLAIN_ARG.issuperset(map(type, args))):
+        for i, key in enumerate(keys, 1):
+            if not isinstance(key, str):
+                raise _refused(script, f"KEYS[{i}]", key)
+        for i, arg in enumerate(args, 1):
+            if not is_arg(arg):
+                raise _refused(script, f"ARGV[{i}]", arg)
+    return cast(Sequence[str], keys), cast(Sequence[Arg], args)
 
 
 def _refused(script: str, field: str, value: object) -> InvalidInput:
@@ -76,8 +78,8 @@ def _refused(script: str, field: str, value: object) -> InvalidInput:
 @dataclass(slots=True)
 class _Call:
     script: str
-    keys: list[str]
-    args: list[Arg]
+    keys: Sequence[str]
+    args: Sequence[Arg]
     future: asyncio.Future[Any]
 
 
@@ -93,9 +95,9 @@ class ScriptBatcher:
         self._sender: asyncio.Task[None] | None = None
 
     async def call(self, script: str, keys: Sequence[object], args: Sequence[object]) -> Reply:
-        key_list, arg_list = checked(script, keys, args)
+        checked_keys, checked_args = checked(script, keys, args)
         loop = asyncio.get_running_loop()
-        call = _Call(script, key_list, arg_list, loop.create_future())
+        call = _Call(script, checked_keys, checked_args, loop.create_future())
         self._queue.append(call)
         if self._sender is None or self._sender.done():
             self._sender = loop.create_task(self._send_all(), name="valkey-script-batches")
