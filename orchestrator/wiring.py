@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.camera_admin import CameraAdmin
 from orchestrator.config import Settings
+from orchestrator.domain.backoff import RestartPolicy
 from orchestrator.errors import InvalidInput
 from orchestrator.livekit.gateway import LiveKitGateway
 from orchestrator.livekit.ingress import IngressManager, RoomPolicy
@@ -27,11 +28,9 @@ from orchestrator.livekit.ingress_status import IngressStatus
 from orchestrator.livekit.tokens import TokenMinter
 from orchestrator.livekit.webhooks import WebhookEffects, WebhookVerifier
 from orchestrator.metrics import ServiceMetrics
-from orchestrator.pusher.backoff import RestartPolicy
 from orchestrator.pusher.codec_probe import CodecProbe
 from orchestrator.pusher.lifecycle import Lifecycle
 from orchestrator.pusher.spec_factory import SpecFactory, StaticTarget, TargetSource
-from orchestrator.pusher.store import PusherStore
 from orchestrator.reconcile.container_events import EventWatcher
 from orchestrator.reconcile.containers import Reconciler
 from orchestrator.reconcile.livekit import PresenceSync
@@ -40,7 +39,9 @@ from orchestrator.runtime import DockerRuntime
 from orchestrator.state_metrics import StateGauges
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
+from orchestrator.store.ingresses import IngressRecords
 from orchestrator.store.presence import PresencePolicy, PresenceStore
+from orchestrator.store.pushers import PusherStore
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
 from orchestrator.store.stats import StatsReader
@@ -119,13 +120,13 @@ class Services:
 
 
 def whip_targets(
-    settings: Settings, livekit: LiveKitGateway | None, presence: PresenceStore
+    settings: Settings, livekit: LiveKitGateway | None, records: IngressRecords
 ) -> TargetSource:
     """A fixed WHIP endpoint when one is configured, else each camera's LiveKit ingress."""
     if settings.whip_url or livekit is None:
         return StaticTarget(settings)
     rooms = RoomPolicy(settings.room_empty_timeout_seconds, settings.room_departure_timeout_seconds)
-    return IngressManager(livekit, presence, rooms)
+    return IngressManager(livekit, records, rooms)
 
 
 @asynccontextmanager
@@ -172,7 +173,8 @@ async def open_services(
             attempts=settings.livekit_attempts,
             registry=metrics_registry,
         )
-    targets = whip_targets(settings, livekit, presence)
+    ingress_records = IngressRecords(client, scripts)
+    targets = whip_targets(settings, livekit, ingress_records)
     codec_probe = CodecProbe(pushers, runtime.logs)
     lifecycle = Lifecycle(
         pushers,
@@ -221,7 +223,7 @@ async def open_services(
             ),
         ]
     ingresses = IngressStatus(
-        presence, on_error=lifecycle.ingress_failed if settings.pushers_enabled else None
+        ingress_records, on_error=lifecycle.ingress_failed if settings.pushers_enabled else None
     )
     presence_sync: PresenceSync | None = None
     if livekit is not None:

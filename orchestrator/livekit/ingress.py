@@ -19,7 +19,7 @@ from orchestrator.domain.ids import publisher_identity, room_name
 from orchestrator.errors import LiveKitUnavailable
 from orchestrator.livekit.gateway import LiveKitGateway
 from orchestrator.pusher.spec_factory import WhipTarget
-from orchestrator.store.presence import PresenceStore
+from orchestrator.store.ingresses import IngressRecords
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,9 @@ class RoomPolicy:
 
 
 class IngressManager:
-    def __init__(self, gateway: LiveKitGateway, presence: PresenceStore, rooms: RoomPolicy) -> None:
+    def __init__(self, gateway: LiveKitGateway, records: IngressRecords, rooms: RoomPolicy) -> None:
         self._gateway = gateway
-        self._presence = presence
+        self._records = records
         self._rooms = rooms
 
     async def whip_target(self, camera_id: str) -> WhipTarget:
@@ -47,7 +47,7 @@ class IngressManager:
         return WhipTarget(info.url, info.stream_key)
 
     async def ensure(self, camera_id: str) -> IngressInfo:
-        bound = await self._presence.ingress_id(camera_id)
+        bound = await self._records.ingress_id(camera_id)
         if bound is not None:
             info = await self._gateway.get_ingress(bound)
             if info is not None and _ours(info, camera_id):
@@ -60,7 +60,7 @@ class IngressManager:
         existing = await self._gateway.list_ingresses(room_name(camera_id))
         adopted = next((i for i in existing if _ours(i, camera_id)), None)
         info = adopted or await self._create(camera_id)
-        kept = await self._presence.bind_ingress(
+        kept = await self._records.bind_ingress(
             camera_id, expected=bound, ingress_id=info.ingress_id
         )
         if kept == info.ingress_id:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from livekit.protocol.ingress import IngressInfo, IngressState
 
-from orchestrator.store.presence import PresenceStore
+from orchestrator.store.ingresses import IngressRecords
 
 # camera id, LiveKit's error text, when the ingress failed (ms, LiveKit's clock)
 IngressFailed = Callable[[str, str, int], Awaitable[None]]
@@ -27,15 +27,15 @@ def status_at_ns(state: IngressState) -> int:
 
 
 class IngressStatus:
-    def __init__(self, presence: PresenceStore, on_error: IngressFailed | None = None) -> None:
-        self._presence = presence
+    def __init__(self, records: IngressRecords, on_error: IngressFailed | None = None) -> None:
+        self._records = records
         self.on_error = on_error
 
     async def record(self, event_id: str, camera_id: str, info: IngressInfo) -> str:
         """Record ``info``'s state for the camera; returns the script's outcome."""
         state = info.state
         at_ns = status_at_ns(state)
-        outcome = await self._presence.ingress_event(
+        outcome = await self._records.ingress_event(
             event_id,
             camera_id,
             ingress_id=info.ingress_id,

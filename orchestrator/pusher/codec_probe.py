@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from orchestrator.domain.codec import CodecReport
 from orchestrator.errors import OrchestratorError, TemporaryError
-from orchestrator.pusher.store import PusherStore
+from orchestrator.store.pushers import PusherStore
 
 log = logging.getLogger(__name__)
 

@@ -46,9 +46,9 @@ from orchestrator.errors import (
 )
 from orchestrator.metrics import ServiceMetrics
 from orchestrator.pusher.spec_factory import SpecFactory, TargetSource
-from orchestrator.pusher.store import PusherStore
 from orchestrator.runtime import DockerRuntime
 from orchestrator.store.cameras import CameraRegistry
+from orchestrator.store.pushers import PusherStore
 
 log = logging.getLogger(__name__)
 

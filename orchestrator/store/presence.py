@@ -104,34 +104,6 @@ class PresenceStore:
         )
         return str(check("publisher_event", reply)[0])
 
-    async def ingress_event(
-        self, event_id: str, camera_id: str, *, ingress_id: str, status: str, at_ns: int, error: str
-    ) -> str:
-        reply = await self._scripts.ingress_event(
-            [keys.webhook_event(event_id), keys.metadata(camera_id)],
-            [
-                self.clock_offset_ms,
-                ingress_id,
-                status,
-                f"{max(at_ns, 0):0{NS_DIGITS}d}",
-                error[:300],
-                DEDUPE_WINDOW_MS,
-            ],
-        )
-        return str(check("ingress_event", reply)[0])
-
-    async def ingress_id(self, camera_id: str) -> str | None:
-        async with translated():
-            value = await self._client.hget(keys.metadata(camera_id), "ingress_id")
-        return str(value) if value else None
-
-    async def bind_ingress(self, camera_id: str, *, expected: str | None, ingress_id: str) -> str:
-        """Keep ``ingress_id`` unless another one was bound since ``expected``; returns the kept."""
-        reply = await self._scripts.ingress_bind(
-            [keys.metadata(camera_id)], [expected or "", ingress_id]
-        )
-        return str(check("ingress_bind", reply)[0])
-
     async def server_ms(self) -> int:
         """The server clock (with the test offset): listings are stamped with it."""
         async with translated():

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from orchestrator.domain.backoff import RestartPolicy
 from orchestrator.domain.codec import CodecReport
 from orchestrator.domain.models import Lease
 from orchestrator.domain.pusher import PusherView, Snapshot
-from orchestrator.pusher.backoff import RestartPolicy
 from orchestrator.store import keys
 from orchestrator.store.errors import translated
 from orchestrator.store.scripts import Arg, Scripts, outcome
