@@ -17,7 +17,7 @@
     ├── LimitBelowUsage              a new limit would sit below live usage (409)
     ├── ScriptProtocolError          a Lua script answered something unknown (a bug)
     ├── ContainerConflict            a pusher container already holds the name; adopt it
-    │                                (defined with the container model, runtime/spec.py)
+    │                                (defined with the container model, domain/containers.py)
     ├── RuntimeRejected              the Docker engine refused a request (bad image or config)
     └── TemporaryError               may succeed later; carries ``retry_after_seconds``
         ├── StoreUnavailable         Valkey unreachable or timing out (503)
