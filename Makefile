@@ -27,7 +27,7 @@ docker:  ## make sure a Docker engine answers (installs docker.io when root and 
 	bash scripts/ensure-docker.sh
 
 pusher-image: $(STAMP) docker  ## build the WHIP pusher image without a registry; prints its tag
-	$(BIN)/python -m tests.media.pusher_image
+	PYTHONPATH=deploy/pusher $(BIN)/python -m pusher_image
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

@@ -8,11 +8,14 @@ other setting is ``CCTV_<NAME>``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.domain.containers import DEFAULT_INSTANCE, INSTANCE_PATTERN, parse_memory
 from orchestrator.domain.ids import TOTAL, validate_source
+from orchestrator.errors import InvalidInput
 
 DAY_SECONDS = 86400  # the scripts refuse durations beyond a day (ms arguments)
 
@@ -56,6 +59,14 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 1.0
     source_limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_SOURCE_LIMITS))
     default_source_limit: int = 0
+
+    # --- the pusher runtime -------------------------------------------------------------
+    # What runs pushers (docs/architecture.md, "The runtime port"); only ``docker`` so far.
+    runtime: Literal["docker"] = "docker"
+    # The deployment instance label every pusher carries; listings, events and the reconcile
+    # pass see only this instance's pushers, so deployments sharing an engine never touch
+    # each other's.
+    instance: str = Field(default=DEFAULT_INSTANCE, pattern=INSTANCE_PATTERN)
 
     # --- Docker -----------------------------------------------------------------------
     docker_host: str | None = Field(
@@ -124,6 +135,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"limit for {source} must be >= 0")
         return value
 
+    @field_validator("pusher_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        try:
+            parse_memory(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
     @field_validator("lease_seconds", "drain_grace_seconds", "claim_seconds", "token_ttl_seconds")
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -137,6 +157,11 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("ws://", "wss://", "http://", "https://")):
             raise ValueError("must be a ws://, wss://, http:// or https:// URL")
         return value
+
+    @property
+    def pusher_memory_bytes(self) -> int:
+        """``CCTV_PUSHER_MEMORY`` (``256m``) in bytes."""
+        return parse_memory(self.pusher_memory)
 
     @property
     def browser_livekit_url(self) -> str:

@@ -16,12 +16,14 @@
     ├── QuotaExceeded                a source or the TOTAL limit is full (429)
     ├── LimitBelowUsage              a new limit would sit below live usage (409)
     ├── ScriptProtocolError          a Lua script answered something unknown (a bug)
-    ├── ContainerConflict            a pusher container already holds the name; adopt it
-    │                                (defined with the container model, domain/containers.py)
-    ├── RuntimeRejected              the Docker engine refused a request (bad image or config)
+    ├── ContainerConflict            a pusher already holds the camera's name; the lifecycle
+    │                                decides (defined with the workload model,
+    │                                domain/containers.py)
+    ├── RuntimeRejected              the runtime refused a request (bad image or config), or
+    │                                the lifecycle refused the holder of a name
     └── TemporaryError               may succeed later; carries ``retry_after_seconds``
         ├── StoreUnavailable         Valkey unreachable or timing out (503)
-        ├── RuntimeUnavailable       Docker engine unreachable
+        ├── RuntimeUnavailable       the runtime (Docker engine) unreachable
         └── LiveKitUnavailable       LiveKit unreachable or timing out
 
 Third-party errors (redis, docker, livekit) are translated at their adapter with
@@ -122,7 +124,13 @@ class StoreUnavailable(TemporaryError):
 
 
 class RuntimeUnavailable(TemporaryError):
+    """The pusher runtime did not answer; ``dependency`` names it (``docker``)."""
+
     dependency = "docker"
+
+    def __init__(self, message: str, *, runtime: str = "docker") -> None:
+        super().__init__(message)
+        self.dependency = runtime
 
 
 class LiveKitUnavailable(TemporaryError):
@@ -130,7 +138,8 @@ class LiveKitUnavailable(TemporaryError):
 
 
 class RuntimeRejected(OrchestratorError):
-    """The Docker engine answered a request with a permanent error (missing image, bad config)."""
+    """The runtime answered a request with a permanent error (missing image, bad config), or
+    the lifecycle refused what holds a pusher's name (not ours, a newer generation)."""
 
     code = "RUNTIME_REJECTED"
 

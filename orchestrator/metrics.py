@@ -32,7 +32,10 @@ def reserve_result(exc: BaseException | None) -> str:
 
 
 class ServiceMetrics:
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    """``runtime``: the pusher runtime in use (``docker``), the ``dependency`` label of its
+    errors."""
+
+    def __init__(self, registry: CollectorRegistry | None, *, runtime: str = "docker") -> None:
         r = registry
         self.reservations = Counter(
             "cctv_reservations", "Reserve requests by source and result.",
@@ -77,8 +80,8 @@ class ServiceMetrics:
         )  # fmt: skip
         self.dependency_errors = Counter(
             "cctv_dependency_errors",
-            "Operations that failed because a dependency (valkey, docker, livekit) was "
-            "unreachable or timing out.",
+            "Operations that failed because a dependency (valkey, the pusher runtime by "
+            "name: docker, livekit) was unreachable or timing out.",
             ["dependency"], registry=r,
         )  # fmt: skip
         self.http_seconds = Histogram(
@@ -88,7 +91,7 @@ class ServiceMetrics:
         # Labelled children of the per-request series, kept: ``labels()`` takes a lock and
         # validates on every call, and these run on every request.
         self._children: dict[tuple[str, ...], Any] = {}
-        for dependency in ("valkey", "docker", "livekit"):
+        for dependency in ("valkey", runtime, "livekit"):
             self.dependency_errors.labels(dependency)  # present at 0 from the first scrape
         self.pusher_restarts.inc(0)
         for step in SYNC_STEPS:

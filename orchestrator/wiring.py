@@ -21,6 +21,7 @@ from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.camera_admin import CameraAdmin
 from orchestrator.config import Settings
 from orchestrator.domain.backoff import RestartPolicy
+from orchestrator.domain.runtime import PusherRuntime
 from orchestrator.errors import InvalidInput
 from orchestrator.livekit.gateway import LiveKitGateway
 from orchestrator.livekit.ingress import IngressManager, RoomPolicy
@@ -95,7 +96,7 @@ class Services:
     streams: StreamService
     keyring: KeyRing
     loops: LoopGroup
-    runtime: DockerRuntime
+    runtime: PusherRuntime
     pushers: PusherStore
     lifecycle: Lifecycle
     reconciler: Reconciler
@@ -110,13 +111,27 @@ class Services:
     presence_sync: PresenceSync | None = None
 
     def readiness_probes(self) -> dict[str, Callable[[], Awaitable[bool]]]:
-        """Probes whose failure makes the service unready (503)."""
-        return {"valkey": self.scripts.ready, "docker": self.runtime.ping}
+        """Probes whose failure makes the service unready (503); the runtime's is named after
+        it (``docker``)."""
+        return {"valkey": self.scripts.ready, self.runtime.kind: self.runtime.ping}
 
     def degraded_probes(self) -> dict[str, Callable[[], Awaitable[bool]]]:
         """Probes whose failure degrades the service but leaves it serving (reserve works
         while LiveKit is down: tokens are minted locally)."""
         return {"livekit": self.livekit.ping} if self.livekit is not None else {}
+
+
+def runtime_from(settings: Settings) -> PusherRuntime:
+    """The pusher runtime ``CCTV_RUNTIME`` names (``docker``), for ``CCTV_INSTANCE``."""
+    if settings.runtime == "docker":
+        return DockerRuntime(
+            settings.docker_host,
+            timeout_seconds=settings.docker_timeout_seconds,
+            stop_timeout_seconds=settings.pusher_stop_timeout_seconds,
+            workers=settings.docker_workers,
+            instance=settings.instance,
+        )
+    raise InvalidInput(f"unknown runtime {settings.runtime!r}", field="runtime")
 
 
 def whip_targets(
@@ -147,17 +162,12 @@ async def open_services(
     owner = owner_id()
     store = ReservationStore(client, scripts, policy, owner=owner)
     registry = CameraRegistry(client)
-    runtime = DockerRuntime(
-        settings.docker_host,
-        timeout_seconds=settings.docker_timeout_seconds,
-        stop_timeout_seconds=settings.pusher_stop_timeout_seconds,
-        workers=settings.docker_workers,
-    )
+    runtime = runtime_from(settings)
     pushers = PusherStore(
         client, scripts, owner=owner, claim_ms=policy.claim_ms, restart=restart_policy(settings)
     )
     metrics_registry = CollectorRegistry()
-    metrics = ServiceMetrics(metrics_registry)
+    metrics = ServiceMetrics(metrics_registry, runtime=runtime.kind)
     presence = PresenceStore(
         client,
         scripts,
@@ -217,7 +227,7 @@ async def open_services(
                 interval_seconds=settings.reconcile_interval_seconds,
             ),
             loop(
-                "docker-events",
+                f"{runtime.kind}-events",
                 lambda: watcher.run(loops.stop_event),
                 interval_seconds=settings.reconcile_interval_seconds,
             ),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 
@@ -28,12 +27,7 @@ class DelayingDockerProxy:
         self.url = f"tcp://127.0.0.1:{port}"
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         assert self._server is not None
         self._server.close()
         for task in list(self._tasks):

@@ -25,7 +25,8 @@ async def health() -> Health:
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(services: ServicesDep) -> Readiness | JSONResponse:
-    """Readiness: Valkey answers and holds our scripts, the Docker engine answers (else 503).
+    """Readiness: Valkey answers and holds our scripts, the pusher runtime answers (else 503).
+    The runtime's check is named after it (``docker``).
 
     LiveKit is checked too, but its failure only degrades the service (200, ``status:
     degraded``): reserves still work because tokens are minted locally."""

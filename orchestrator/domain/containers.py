@@ -1,8 +1,10 @@
-"""What a pusher container is: its spec, its labels, and what a runtime reports about it.
+"""What a pusher workload is, whatever runs it: its spec, its labels, and what a runtime
+reports about it (docs/architecture.md, "The runtime port").
 
-Pure data: no I/O. Labels live under one reserved prefix (``cctv.orchestrator/``); the env
-(RTSP URL, WHIP bearer token) is secret and never appears in a repr, a label or a log line.
-The Docker adapter turns the engine's JSON into these (``runtime/parsing.py``).
+Pure data: no I/O and no engine vocabulary. Each adapter turns its engine's answers into these
+(the Docker adapter in ``runtime/parsing.py``). Labels live under one reserved prefix
+(``cctv.orchestrator/``); the env (RTSP URL, WHIP bearer token) is secret and never appears in
+a repr, a label or a log line.
 """
 
 from __future__ import annotations
@@ -11,61 +13,81 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
-from orchestrator.domain.ids import container_name, validate_camera_id
+from orchestrator.domain.ids import validate_camera_id
 from orchestrator.errors import InvalidInput, OrchestratorError
 
 LABEL_PREFIX = "cctv.orchestrator/"
 MANAGED_BY_LABEL = f"{LABEL_PREFIX}managed-by"
 CAMERA_LABEL = f"{LABEL_PREFIX}camera"
 GENERATION_LABEL = f"{LABEL_PREFIX}generation"
+INSTANCE_LABEL = f"{LABEL_PREFIX}instance"
 MANAGED_BY = "cctv-orchestrator"
 MANAGED_FILTER = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+DEFAULT_INSTANCE = "default"
 
-EVENT_ACTIONS = ("start", "die", "destroy")
-
-_MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
+INSTANCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+_INSTANCE = re.compile(INSTANCE_PATTERN)
+_MEMORY = re.compile(r"^([1-9][0-9]*)([bkmg]?)$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate_instance(value: str) -> str:
+    """A deployment instance label: 1-63 letters, digits, '.', '_' or '-', not leading."""
+    if not isinstance(value, str) or _INSTANCE.fullmatch(value) is None:
+        raise InvalidInput(
+            "instance must be 1-63 letters, digits, '.', '_' or '-'", field="instance"
+        )
+    return value
+
+
+def parse_memory(text: str) -> int:
+    """``256m`` (Docker's units, powers of 1024: b, k, m, g) -> bytes."""
+    match = _MEMORY.fullmatch(text.strip())
+    if match is None:
+        raise InvalidInput("memory must look like 256m (b, k, m or g)", field="memory")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 @dataclass(frozen=True)
 class PusherSpec:
-    """Everything needed to run ``whip-pusher-<camera_id>``.
+    """Everything a runtime needs to run camera ``camera_id``'s pusher, in plain units.
 
+    The runtime maps the camera to its workload's name (``whip-pusher-<camera_id>``).
     ``env`` is excluded from ``repr`` (it holds the camera credentials and the WHIP token).
-    ``network`` is a Docker network mode: ``bridge``, ``host``, ``none``, a network name, or
-    ``container:<name>``. ``extra_labels`` may not use the reserved prefix.
+    ``network`` names what the runtime attaches the pusher to (for Docker a network mode:
+    ``bridge``, ``host``, ``none``, a network name, ``container:<name>``). ``extra_labels``
+    may not use the reserved prefix.
     """
 
     camera_id: str
     generation: int
     image: str
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    instance: str = DEFAULT_INSTANCE
     network: str = "bridge"
-    mem_limit: str = "256m"
-    nano_cpus: int = 1_000_000_000
-    stop_timeout_seconds: int = 10
-    log_max_size: str = "10m"
-    log_max_file: int = 3
+    memory_bytes: int = 256 * 1024**2
+    cpus: float = 1.0
+    stop_grace_seconds: int = 10
     init: bool = True
     extra_labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_camera_id(self.camera_id)
+        validate_instance(self.instance)
         if isinstance(self.generation, bool) or self.generation < 1:
             raise InvalidInput("generation must be a positive integer", field="generation")
         if not self.image.strip():
             raise InvalidInput("image must not be empty", field="image")
         if not self.network.strip():
             raise InvalidInput("network must not be empty", field="network")
-        if not _MEMORY.fullmatch(self.mem_limit):
-            raise InvalidInput("mem_limit must look like 256m", field="mem_limit")
-        if not _MEMORY.fullmatch(self.log_max_size):
-            raise InvalidInput("log_max_size must look like 10m", field="log_max_size")
+        if self.cpus <= 0:
+            raise InvalidInput("cpus must be positive", field="cpus")
         for name, value in (
-            ("nano_cpus", self.nano_cpus),
-            ("stop_timeout_seconds", self.stop_timeout_seconds),
-            ("log_max_file", self.log_max_file),
+            ("memory_bytes", self.memory_bytes),
+            ("stop_grace_seconds", self.stop_grace_seconds),
         ):
             if value < 1:
                 raise InvalidInput(f"{name} must be positive", field=name)
@@ -76,76 +98,103 @@ class PusherSpec:
             if key.startswith(LABEL_PREFIX):
                 raise InvalidInput(f"label prefix {LABEL_PREFIX} is reserved", field="labels")
 
-    @property
-    def name(self) -> str:
-        return container_name(self.camera_id)
-
     def labels(self) -> dict[str, str]:
-        """The container's labels: the extra ones plus the reserved three. Never env values."""
+        """The workload's labels: the extra ones plus the reserved four. Never env values."""
         return {
             **self.extra_labels,
             MANAGED_BY_LABEL: MANAGED_BY,
             CAMERA_LABEL: self.camera_id,
             GENERATION_LABEL: str(self.generation),
+            INSTANCE_LABEL: self.instance,
         }
 
 
-STOPPED_STATES = ("exited", "dead")
+class Phase(StrEnum):
+    """Where a workload is, in any runtime's terms.
+
+    PENDING holds the name but neither runs nor has stopped (created, scheduled, between
+    states): a start may still be in flight. EXITED stopped (``exit_code`` when known). LOST:
+    the runtime lost it (a dead container, a task on a node that is down); it counts as
+    stopped.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"
+    LOST = "LOST"
 
 
 @dataclass(frozen=True)
-class ContainerInfo:
-    """A container as the engine reports it.
+class Workload:
+    """A pusher as its runtime reports it.
 
-    ``managed`` is false for a container that holds a pusher name without our labels; then
+    ``ref`` is opaque (a container id, a service id): only the runtime that gave it reads it.
+    ``managed`` is false for something that holds a pusher name without our labels; then
     ``camera_id`` and ``generation`` may be None and the orchestrator must leave it alone.
-    ``exit_code`` is set only once the container has stopped (``exited``/``dead``).
-    ``started_at`` is None when never started, and in :meth:`DockerRuntime.list_managed`
-    results (the list endpoint does not report it; use ``get`` for details).
+    ``instance`` is the deployment label (None on a pusher made before there was one: it
+    counts as the default instance's). ``engine_state`` is the engine's own word, for people.
+    ``started_at`` is None when unknown (listings may not report it).
     """
 
-    id: str
+    ref: str
     name: str
     camera_id: str | None
     generation: int | None
-    status: str
-    exit_code: int | None
-    started_at: datetime | None
+    phase: Phase
     managed: bool
+    instance: str | None = None
+    exit_code: int | None = None
+    engine_state: str = ""
+    started_at: datetime | None = None
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        return self.phase is Phase.RUNNING
 
     @property
     def stopped(self) -> bool:
-        """Exited or dead. A ``created`` container is not: its start may still be in flight."""
-        return self.status in STOPPED_STATES
+        """Exited or lost. A PENDING one is not: its start may still be in flight."""
+        return self.phase in (Phase.EXITED, Phase.LOST)
+
+    def owned_by(self, instance: str) -> bool:
+        """Ours to adopt, fence and remove: managed, and of deployment ``instance``."""
+        return self.managed and (self.instance or DEFAULT_INSTANCE) == instance
+
+
+class EventKind(StrEnum):
+    STARTED = "started"
+    ENDED = "ended"  # stopped running (exit code when known)
+    REMOVED = "removed"  # gone from the runtime
+    RELIST = "relist"  # events may have been missed: list now (no workload)
 
 
 @dataclass(frozen=True)
-class ContainerEvent:
-    """One ``start``/``die``/``destroy`` of a managed container (a hint, not truth)."""
+class RuntimeEvent:
+    """A hint about one of this deployment's pushers, or the "re-list now" signal."""
 
-    action: str
-    container_id: str
-    name: str
-    camera_id: str | None
-    generation: int | None
-    exit_code: int | None
-    time: float
+    kind: EventKind
+    ref: str = ""
+    name: str = ""
+    camera_id: str | None = None
+    generation: int | None = None
+    instance: str | None = None
+    exit_code: int | None = None
+    time: float = 0.0
+
+    def owned_by(self, instance: str) -> bool:
+        return (self.instance or DEFAULT_INSTANCE) == instance
 
 
 class ContainerConflict(OrchestratorError):
-    """The engine refused a second ``whip-pusher-<camera_id>`` (HTTP 409).
+    """The runtime refused a second pusher of the camera: its name is held.
 
-    ``existing`` is the container that holds the name (None when it vanished before it could
-    be read: try again). The caller adopts it (if it is managed and of an acceptable
-    generation) and never replaces it.
+    ``existing`` is what holds the name, whoever owns it (None when it vanished before it
+    could be read: try again); the runtime left it exactly as it was. The lifecycle decides
+    (``pusher/placement.py``): adopt, clear and create again, or refuse.
     """
 
     code = "CONTAINER_CONFLICT"
 
-    def __init__(self, message: str, *, existing: ContainerInfo | None) -> None:
+    def __init__(self, message: str, *, existing: Workload | None) -> None:
         super().__init__(message)
         self.existing = existing

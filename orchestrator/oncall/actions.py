@@ -40,7 +40,7 @@ class CameraReset:
     camera_id: str
     released: int = 0
     kicked: int = 0
-    container_left: bool = False  # a container of this camera is still on the engine
+    container_left: bool = False  # a pusher of this camera is still on the runtime
     state: str = PusherState.IDLE
     notes: list[str] = field(default_factory=list)
 
@@ -132,12 +132,12 @@ class OnCall:
             await asyncio.sleep(POLL_SECONDS)  # another process owns the stop: let it finish
 
     async def _remove_orphan(self, camera_id: str) -> bool:
-        """An IDLE camera's leftover container goes through the same fence as an orphan.
-        True when no container of ours is left."""
+        """An IDLE camera's leftover pusher goes through the same fence as an orphan.
+        True when nothing holds the camera's name any more (one that is not ours stays)."""
         info = await self.s.runtime.get(camera_id)
         if info is None:
             return True
-        if not info.managed:
+        if not info.owned_by(self.s.runtime.instance):
             return False
         return await self.s.lifecycle.remove_orphan(camera_id, info.generation or 0)
 
@@ -147,7 +147,8 @@ class OnCall:
         """Reset every camera with state, leases or a container; then recount every source."""
         listing = await self.s.runtime.list_managed()
         cameras = await self.inspector.cameras_in_use()
-        cameras |= {c.camera_id for c in listing if c.managed and c.camera_id}
+        instance = self.s.runtime.instance
+        cameras |= {c.camera_id for c in listing if c.owned_by(instance) and c.camera_id}
         slots = asyncio.Semaphore(RESET_CONCURRENCY)
 
         async def one(camera_id: str) -> CameraReset:
@@ -171,7 +172,8 @@ class OnCall:
         return any(view.phase == PusherState.RUNNING for view in snapshot.views.values())
 
     async def reconcile(self, *, dry_run: bool) -> ReconcilePlan:
-        """One reconcile pass over Docker and the counters (and LiveKit, when applying)."""
+        """One reconcile pass over the runtime and the counters (and LiveKit, when
+        applying)."""
         corrections = await self.s.reconciler.run_once(dry_run=dry_run)
         sources = await self.inspector.sources(self.configured_sources())
         drifted = [c for c in await self.inspector.counters(sources) if c.drift]

@@ -79,7 +79,8 @@ async def write_bundle(oncall: OnCall, output: Path, service_log: Path | None = 
         )
     for info in listing:
         await add(
-            f"logs/{info.name}.log", lambda i=info: oncall.s.runtime.logs(i.id, CONTAINER_LOG_LINES)
+            f"logs/{info.name}.log",
+            lambda i=info: oncall.s.runtime.logs(i.ref, CONTAINER_LOG_LINES),
         )
     if service_log is not None:
         files["logs/service.log"] = _tail(service_log, SERVICE_LOG_BYTES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from orchestrator.domain.containers import ContainerInfo
+from orchestrator.domain.containers import Workload
 from orchestrator.domain.pusher import PusherState
 from orchestrator.domain.redact import redact_url
 from orchestrator.errors import OrchestratorError, TemporaryError
@@ -28,17 +28,28 @@ class SourceRow:
 
 @dataclass
 class ContainerRow:
+    """One pusher as the runtime lists it: ``status`` is the engine's word (``running``,
+    ``exited``), ``phase`` the runtime-neutral one, ``container_id`` the ref's first 12."""
+
     name: str
     camera_id: str | None
     generation: int | None
     status: str
     exit_code: int | None
     container_id: str
+    phase: str = ""
 
     @classmethod
-    def of(cls, info: ContainerInfo) -> ContainerRow:
+    def of(cls, info: Workload) -> ContainerRow:
+        status = info.engine_state or info.phase.lower()
         return cls(
-            info.name, info.camera_id, info.generation, info.status, info.exit_code, info.id[:12]
+            info.name,
+            info.camera_id,
+            info.generation,
+            status,
+            info.exit_code,
+            info.ref[:12],
+            str(info.phase),
         )
 
 
@@ -49,7 +60,7 @@ class Status:
     total_limit: int
     sources: list[SourceRow]
     pushers: dict[str, int]
-    containers: list[ContainerRow] | None  # None: the engine did not answer
+    containers: list[ContainerRow] | None  # None: the runtime did not answer
     drift: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -70,7 +81,7 @@ async def status(oncall: OnCall) -> Status:
     for camera in stats.cameras:
         pushers[camera.pusher_state] = pushers.get(camera.pusher_state, 0) + 1
     result = Status(
-        dependencies={"valkey": "ok", "docker": "ok", "livekit": await _livekit(oncall)},
+        dependencies={"valkey": "ok", s.runtime.kind: "ok", "livekit": await _livekit(oncall)},
         reservations=stats.total_current,
         total_limit=stats.total_limit,
         sources=rows,
@@ -86,7 +97,7 @@ async def status(oncall: OnCall) -> Status:
         listing = await s.runtime.list_managed()
         plan = await s.reconciler.run_once(dry_run=True)
     except TemporaryError as exc:
-        result.dependencies["docker"] = f"unreachable ({type(exc).__name__})"
+        result.dependencies[s.runtime.kind] = f"unreachable ({type(exc).__name__})"
         return result
     result.containers = [ContainerRow.of(c) for c in listing]
     result.drift += [

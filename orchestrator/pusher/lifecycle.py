@@ -1,30 +1,28 @@
 """Starting and stopping one camera's pusher, single-flight per camera (docs/architecture.md,
-flows 1 and 2).
+flows 1 and 2). The pushers run on whatever runtime the port gives (``domain/runtime.py``).
 
 Who acts is decided in Valkey, never here: a start runs only with a generation the claim
 script handed out, a stop only with one the stop script handed out. In this process one
-operation per camera runs at a time (later ones queue behind it), so a claim arriving while
-the same camera is still being torn down waits for the teardown instead of racing it.
+operation per camera runs at a time (``single_flight.py``).
 
 - **start**: read the camera and its WHIP target (the camera's LiveKit ingress), create
   ``whip-pusher-<id>`` with the claim's generation, then mark it RUNNING (fenced by
-  generation). A name conflict adopts a running container and clears only a stopped
-  container of an older generation. Failures are recorded with a
-  restart time (``pusher_failed``); a claim that went stale leaves the container to its owner
-  or, when the camera stopped meanwhile, removes what this start created.
-- **stop**: remove the container unless a newer generation holds the name, then report it
-  (``pusher_stopped``), which claims the next start at once if viewers came back.
+  generation). What a name conflict does (adopt, clear, refuse) is decided in
+  ``placement.py``. Failures are recorded with a restart time (``pusher_failed``); a claim
+  that went stale leaves the pusher to its owner or, when the camera stopped meanwhile,
+  removes what this start created (fenced by generation).
+- **stop**: remove the pusher unless a newer generation or another owner holds the name
+  (``placement.remove_fenced``), then report it (``pusher_stopped``), which claims the next
+  start at once if viewers came back.
 - **tick**: every few hundred ms, move due cameras on: drain grace over → stop; restart time
   reached, claim abandoned → claim and start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from tenacity import (
     AsyncRetrying,
@@ -33,31 +31,27 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from orchestrator.domain.containers import ContainerConflict, ContainerInfo, PusherSpec
+from orchestrator.domain.containers import PusherSpec, Workload
 from orchestrator.domain.models import Admission
 from orchestrator.domain.pusher import PusherState, due_for_start, due_for_stop
+from orchestrator.domain.runtime import PusherRuntime
 from orchestrator.errors import (
     CameraDisabled,
     CameraNotFound,
     OrchestratorError,
-    RuntimeRejected,
     RuntimeUnavailable,
     StoreUnavailable,
 )
 from orchestrator.metrics import ServiceMetrics
+from orchestrator.pusher.placement import create_or_adopt, remove_fenced
+from orchestrator.pusher.single_flight import PerCamera, describe
 from orchestrator.pusher.spec_factory import SpecFactory, TargetSource
-from orchestrator.runtime import DockerRuntime
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.pushers import PusherStore
 
 log = logging.getLogger(__name__)
 
 ENGINE_RETRIES = 3
-
-
-def describe(exc: BaseException) -> str:
-    """A short, secret-free reason for stats (the runtime already redacted its messages)."""
-    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _retrying() -> AsyncRetrying:
@@ -70,58 +64,26 @@ def _retrying() -> AsyncRetrying:
     )
 
 
-class Lifecycle:
+class Lifecycle(PerCamera):
     def __init__(
         self,
         pushers: PusherStore,
-        runtime: DockerRuntime,
+        runtime: PusherRuntime,
         registry: CameraRegistry,
         specs: SpecFactory,
         targets: TargetSource,
         metrics: ServiceMetrics | None = None,
         on_running: Callable[[str, int, str], None] | None = None,
     ) -> None:
-        """``on_running(camera_id, generation, container_id)``: told of each pusher marked
-        RUNNING by this process (the codec probe)."""
+        """``on_running(camera_id, generation, ref)``: told of each pusher marked RUNNING by
+        this process (the codec probe)."""
+        super().__init__(metrics)
         self.on_running = on_running
         self.pushers = pushers
         self.runtime = runtime
         self.registry = registry
         self.specs = specs
         self.targets = targets
-        self.metrics = metrics if metrics is not None else ServiceMetrics(None)
-        self._ops: dict[str, asyncio.Task[None]] = {}
-
-    # --- scheduling -------------------------------------------------------------------
-
-    def busy(self, camera_id: str) -> bool:
-        return camera_id in self._ops
-
-    def spawn(self, camera_id: str, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` after any operation already running for this camera here."""
-        previous = self._ops.get(camera_id)
-
-        async def chained() -> None:
-            if previous is not None:
-                await asyncio.wait([previous])
-            try:
-                await work
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - logged; the tick and reconcile retry
-                self.metrics.dependency_error(exc)
-                log.warning(
-                    "pusher operation failed",
-                    extra={"camera_id": camera_id, "error": describe(exc)},
-                )
-
-        task = asyncio.create_task(chained(), name=f"pusher:{camera_id}")
-        self._ops[camera_id] = task
-        task.add_done_callback(lambda done: self._forget(camera_id, done))
-
-    def _forget(self, camera_id: str, task: asyncio.Task[None]) -> None:
-        if self._ops.get(camera_id) is task:
-            del self._ops[camera_id]
 
     def on_claim(self, admission: Admission) -> None:
         """The reserve script claimed the start: run it behind the response, never awaited."""
@@ -129,17 +91,6 @@ class Lifecycle:
         self.spawn(
             admission.camera_id, self.start(admission.camera_id, admission.generation, started)
         )
-
-    async def close(self, timeout_seconds: float = 15.0) -> None:
-        """Let running operations finish (bounded), then cancel what is left."""
-        tasks = list(self._ops.values())
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=timeout_seconds)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
 
     # --- operations -------------------------------------------------------------------
 
@@ -160,11 +111,11 @@ class Lifecycle:
                 extra={**fields, "error": describe(exc), "retry_at_ms": retry_at},
             )
             return
-        if await self.pushers.mark_running(camera_id, generation, info.id):
+        if await self.pushers.mark_running(camera_id, generation, info.ref):
             self.metrics.pusher_start("running", time.perf_counter() - started)
-            log.info("pusher running", extra={**fields, "container_id": info.id})
+            log.info("pusher running", extra={**fields, "container_id": info.ref})
             if self.on_running is not None:
-                self.on_running(camera_id, generation, info.id)
+                self.on_running(camera_id, generation, info.ref)
             return
         self.metrics.pusher_start("stale")
         view = await self.pushers.view(camera_id)
@@ -173,7 +124,7 @@ class Lifecycle:
             extra={**fields, "state": view.state, "current_generation": view.generation},
         )
         if view.generation == generation and view.state in (PusherState.STOPPING, PusherState.IDLE):
-            await self.runtime.remove(camera_id, max_generation=generation)
+            await self.remove_fenced(camera_id, generation)  # else: the new owner adopts it
 
     async def _spec(self, camera_id: str, generation: int) -> PusherSpec:
         camera = await self.registry.get(camera_id)
@@ -184,47 +135,26 @@ class Lifecycle:
         target = await self.targets.whip_target(camera_id)
         return self.specs.build(camera, generation, target)
 
-    async def _create(self, spec: PusherSpec) -> ContainerInfo:
+    async def _create(self, spec: PusherSpec) -> Workload:
         async for attempt in _retrying():
             with attempt:
-                return await self._create_once(spec)
+                return await create_or_adopt(self.runtime, spec)
         raise RuntimeUnavailable("unreachable")  # pragma: no cover - reraise=True
 
-    async def _create_once(self, spec: PusherSpec) -> ContainerInfo:
-        for _ in range(2):
-            try:
-                return await self.runtime.create_and_start(spec)
-            except ContainerConflict as conflict:
-                existing = conflict.existing
-                if existing is None:
-                    continue  # the holder vanished between the 409 and the read: create again
-                if not existing.managed:
-                    raise RuntimeRejected(
-                        f"{spec.name} is held by a container we do not manage"
-                    ) from conflict
-                if existing.running:
-                    log.info(
-                        "adopting the running pusher",
-                        extra={
-                            "camera_id": spec.camera_id,
-                            "container_id": existing.id,
-                            "generation": spec.generation,
-                        },
-                    )
-                    return existing
-                if (existing.generation or 0) > spec.generation:
-                    raise RuntimeRejected(
-                        f"{spec.name} belongs to a newer generation"
-                    ) from conflict
-                # A stopped container of this or an older generation holds the name: clear it
-                # (fenced by generation) and create ours.
-                await self.runtime.remove(spec.camera_id, max_generation=spec.generation)
-        raise RuntimeUnavailable(f"{spec.name} stayed taken")
+    async def remove_fenced(self, camera_id: str, max_generation: int) -> bool:
+        """The camera's pusher removed unless a newer generation or another owner holds the
+        name (``placement.remove_fenced``)."""
+        return await remove_fenced(self.runtime, camera_id, max_generation)
 
-    async def stop(self, camera_id: str, generation: int) -> None:
+    async def _remove_retried(self, camera_id: str, max_generation: int) -> bool:
+        """:meth:`remove_fenced` with the short retries of an engine blip."""
         async for attempt in _retrying():
             with attempt:
-                removed = await self.runtime.remove(camera_id, max_generation=generation)
+                return await self.remove_fenced(camera_id, max_generation)
+        raise RuntimeUnavailable("unreachable")  # pragma: no cover - reraise=True
+
+    async def stop(self, camera_id: str, generation: int) -> None:
+        removed = await self._remove_retried(camera_id, generation)
         if not removed:
             log.warning(
                 "pusher name held by a newer or foreign container; not removed",
@@ -251,7 +181,7 @@ class Lifecycle:
             f"ingress error: {error}",
             container_id=view.container_id,
             # the restart must not find this container still stopping (it would adopt it)
-            min_delay_ms=(self.runtime.stop_timeout_seconds + 2) * 1000,
+            min_delay_ms=(self.runtime.stop_grace_seconds + 2) * 1000,
         )
         if retry_at is None:
             return
@@ -262,9 +192,7 @@ class Lifecycle:
         self.spawn(camera_id, self._remove_failed(camera_id, view.generation))
 
     async def _remove_failed(self, camera_id: str, generation: int) -> None:
-        async for attempt in _retrying():
-            with attempt:
-                await self.runtime.remove(camera_id, max_generation=generation)
+        await self._remove_retried(camera_id, generation)
 
     async def stop_now(self, camera_id: str) -> bool:
         """Skip the drain grace of a camera nobody watches any more (a deleted camera, the
@@ -283,7 +211,7 @@ class Lifecycle:
         fence = await self.pushers.fence(camera_id, label_generation)
         if fence is None:
             return False
-        return await self.runtime.remove(camera_id, max_generation=fence)
+        return await self.remove_fenced(camera_id, fence)
 
     async def claim_and_start(self, camera_id: str, *, restart: bool = False) -> None:
         """``restart``: the camera's pusher had failed (counted once, by the claimant)."""

@@ -1,6 +1,6 @@
-"""What to run for a camera: the container spec of its WHIP pusher, from settings.
+"""What to run for a camera: the runtime-neutral spec of its WHIP pusher, from settings.
 
-The container gets its inputs as env (``RTSP_URL``, ``WHIP_URL``, ``WHIP_TOKEN``,
+The pusher gets its inputs as env (``RTSP_URL``, ``WHIP_URL``, ``WHIP_TOKEN``,
 ``CAMERA_ID``); the spec keeps them out of its repr and out of labels. The WHIP endpoint and
 its token come from a :class:`TargetSource`: the camera's LiveKit ingress
 (``livekit.ingress.IngressManager``), or a fixed endpoint from settings (``CCTV_WHIP_URL``,
@@ -57,8 +57,9 @@ class SpecFactory:
                 "WHIP_URL": target.url,
                 "WHIP_TOKEN": target.token,
             },
+            instance=s.instance,
             network=s.pusher_network,
-            mem_limit=s.pusher_memory,
-            nano_cpus=round(s.pusher_cpus * 1_000_000_000),
-            stop_timeout_seconds=s.pusher_stop_timeout_seconds,
+            memory_bytes=s.pusher_memory_bytes,
+            cpus=s.pusher_cpus,
+            stop_grace_seconds=s.pusher_stop_timeout_seconds,
         )

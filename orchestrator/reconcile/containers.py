@@ -1,6 +1,6 @@
-"""Converge Docker with Valkey: the reconcile pass (docs/architecture.md, flow 2).
+"""Converge the pusher runtime with Valkey: the reconcile pass (docs/architecture.md, flow 2).
 
-:class:`Reconciler` reads the container listing and the Valkey snapshot, plans (``plan.py``)
+:class:`Reconciler` reads the runtime's listing and the Valkey snapshot, plans (``plan.py``)
 and applies each correction through the same scripts the rest of the service uses, so a
 correction is fenced like any other step:
 
@@ -11,8 +11,10 @@ correction is fenced like any other step:
 
 It never acts on a failed listing (the exception ends the pass) and never on the strength of
 an empty one: an empty listing while Valkey expects containers must be seen on two passes in a
-row before a container counts as missing. Applying a plan and planning again yields no
-corrections: a second pass changes nothing.
+row before a container counts as missing. It sees only this deployment instance's pushers
+(the runtime lists only those; the pass filters again), so another deployment's are never
+orphans. Applying a plan and planning again yields no corrections: a second pass changes
+nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ class Reconciler:
 
     async def run_once(self, *, dry_run: bool = False) -> list[Correction]:
         """One pass: list, snapshot, plan, apply. Returns the corrections it applied."""
-        listing = await self.lifecycle.runtime.list_managed()  # raises: nothing is done
+        runtime = self.lifecycle.runtime
+        listing = [  # raises: nothing is done
+            w for w in await runtime.list_managed() if w.owned_by(runtime.instance)
+        ]
         snapshot = await self.lifecycle.pushers.snapshot(all_watched=True)
         self._empty_passes = self._empty_passes + 1 if not listing else 0
         corrections = [

@@ -1,9 +1,9 @@
-"""The reconcile plan: from one container listing and one Valkey snapshot, the corrections
-that would make Docker agree with Valkey. Pure (``containers.py`` applies them).
+"""The reconcile plan: from one runtime listing and one Valkey snapshot, the corrections
+that would make the runtime agree with Valkey. Pure (``containers.py`` applies them).
 
-- ``orphan``: a managed container whose camera is IDLE with no live lease.
-- ``dead`` / ``missing``: the recorded container of a RUNNING camera stopped, or is not on
-  the engine at all.
+- ``orphan``: a pusher of ours whose camera is IDLE with no live lease.
+- ``dead`` / ``missing``: the recorded pusher of a RUNNING camera stopped (EXITED or LOST),
+  or is not on the runtime at all.
 - ``start``: a camera with viewers and no pusher (IDLE).
 
 An empty listing is trusted only when the caller says so (two empty passes in a row): a
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.domain.containers import ContainerInfo
+from orchestrator.domain.containers import Workload
 from orchestrator.domain.pusher import PusherState, Snapshot
 
 
@@ -27,9 +27,7 @@ class Correction:
     reason: str = ""
 
 
-def plan(
-    listing: list[ContainerInfo], snapshot: Snapshot, *, trust_empty: bool
-) -> list[Correction]:
+def plan(listing: list[Workload], snapshot: Snapshot, *, trust_empty: bool) -> list[Correction]:
     corrections: list[Correction] = []
     by_camera = {c.camera_id: c for c in listing if c.managed and c.camera_id}
     for camera_id, container in sorted(by_camera.items()):
@@ -37,21 +35,22 @@ def plan(
         state = view.state if view is not None else PusherState.IDLE
         if state == PusherState.IDLE and snapshot.watched.get(camera_id, 0) == 0:
             corrections.append(
-                Correction("orphan", camera_id, container.id, container.generation or 0)
+                Correction("orphan", camera_id, container.ref, container.generation or 0)
             )
     listing_usable = bool(listing) or trust_empty
     for camera_id, view in sorted(snapshot.views.items()):
         if view.phase != PusherState.RUNNING or view.container_id is None or not listing_usable:
             continue
         found = by_camera.get(camera_id)
-        if found is None or found.id != view.container_id:
+        if found is None or found.ref != view.container_id:
             reason = "container missing from the engine"
             corrections.append(
                 Correction("missing", camera_id, view.container_id, view.generation, reason)
             )
-        elif found.stopped:  # not "created": a listing taken mid-start is not a death
-            reason = f"container {found.status}, exit code {found.exit_code}"
-            corrections.append(Correction("dead", camera_id, found.id, view.generation, reason))
+        elif found.stopped:  # not PENDING: a listing taken mid-start is not a death
+            state = found.engine_state or found.phase.lower()
+            reason = f"container {state}, exit code {found.exit_code}"
+            corrections.append(Correction("dead", camera_id, found.ref, view.generation, reason))
     for camera_id, live in sorted(snapshot.watched.items()):
         view = snapshot.views.get(camera_id)
         if live > 0 and (view is None or view.state == PusherState.IDLE):

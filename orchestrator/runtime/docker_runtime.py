@@ -1,4 +1,5 @@
-"""Async adapter over the synchronous docker SDK (docker 7.x).
+"""The Docker adapter of the runtime port (``domain/runtime.py``) over the synchronous docker
+SDK (docker 7.x).
 
 Every SDK call runs in a worker thread of the runtime's own pool (``workers`` threads, so
 fifty teardowns at once do not queue behind the loop's small default pool) through
@@ -6,10 +7,16 @@ fifty teardowns at once do not queue behind the loop's small default pool) throu
 translated here with ``raise ... from exc`` into ``RuntimeUnavailable`` (temporary),
 ``RuntimeRejected`` (permanent) or ``ContainerConflict``, and never leaks.
 
-Conflict policy: ``create_and_start`` never replaces a container. When the name is taken it
-raises ``ContainerConflict`` carrying the holder's ``ContainerInfo``; the caller adopts it when
-it is managed and of an acceptable generation. ``remove`` deletes only the exact container it
-inspected (by id), and only when its generation label is not newer than the caller's.
+What is Docker's here: a camera's pusher is the container ``whip-pusher-<camera_id>``; its
+phase comes from the container state (``parsing.py``); the engine never restarts it (restart
+policy ``no``); the event watch resumes with the engine's own replay (``since``). Listings
+and events keep only this deployment's instance (a container without an instance label is
+the default instance's); ``get`` reports whoever holds the name.
+
+No decision is taken here: ``create_and_start`` never replaces a container (a taken name
+raises ``ContainerConflict`` carrying the holder), and ``remove`` deletes exactly the
+container it is given. The lifecycle decides what to adopt, clear, refuse and fence
+(``pusher/placement.py``).
 
 A call that is cancelled while its thread runs still completes in the engine (a create may
 leave a started container behind); the reconciler's ``list_managed`` finds it.
@@ -27,10 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from orchestrator.domain.containers import (
+    DEFAULT_INSTANCE,
     ContainerConflict,
-    ContainerEvent,
-    ContainerInfo,
     PusherSpec,
+    RuntimeEvent,
+    Workload,
+    validate_instance,
 )
 from orchestrator.domain.ids import container_name, validate_camera_id
 from orchestrator.errors import RuntimeRejected, RuntimeUnavailable
@@ -52,12 +61,14 @@ _STOP = object()  # the caller's stop event was set
 
 
 class DockerRuntime:
-    """The pusher containers on one Docker engine.
+    """The pusher containers of one deployment instance on one Docker engine.
 
     ``base_url`` None reads ``DOCKER_HOST`` (and the TLS variables) like the docker CLI. The
     client connects lazily, so constructing this never blocks; ``timeout_seconds`` bounds every
     request (a stop waits ``stop_timeout_seconds`` on top, then the engine kills).
     """
+
+    kind = "docker"
 
     def __init__(
         self,
@@ -66,16 +77,26 @@ class DockerRuntime:
         timeout_seconds: float = 10.0,
         stop_timeout_seconds: int = 10,
         workers: int = 32,
+        instance: str = DEFAULT_INSTANCE,
+        log_max_size: str = "10m",
+        log_max_file: int = 3,
     ) -> None:
         self._timeout = timeout_seconds
         self.stop_timeout_seconds = stop_timeout_seconds
+        self.instance = validate_instance(instance)
         self._engine = SyncEngine(
             base_url,
             timeout_seconds=timeout_seconds,
             stop_timeout=stop_timeout_seconds,
             pool_size=workers,
+            log_max_size=log_max_size,
+            log_max_file=log_max_file,
         )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docker")
+
+    @property
+    def stop_grace_seconds(self) -> int:
+        return self.stop_timeout_seconds
 
     async def _run(self, op: str, fn: Callable[[], T], secrets: Iterable[str] = ()) -> T:
         try:
@@ -83,66 +104,53 @@ class DockerRuntime:
         except SDK_ERRORS as exc:
             raise translate(op, exc, secrets) from exc
 
-    async def create_and_start(self, spec: PusherSpec) -> ContainerInfo:
+    async def create_and_start(self, spec: PusherSpec) -> Workload:
         """Create and start ``whip-pusher-<camera_id>``.
 
         Raises ``ContainerConflict`` (with ``existing``, None when the holder vanished before
         it could be read) when a container already holds the name; that container is left
         exactly as it was. No retry here: the lifecycle owns the one retry layer.
         """
+        name = container_name(spec.camera_id)
         fields = {"camera_id": spec.camera_id, "generation": spec.generation, "image": spec.image}
         secrets = tuple(spec.env.values())
         try:
-            info = await self._run("create", lambda: self._engine.create_and_start(spec), secrets)
+            info = await self._run(
+                "create", lambda: self._engine.create_and_start(spec, name), secrets
+            )
         except NameTaken as exc:
             existing = await self.get(spec.camera_id)  # None: the holder vanished meanwhile
             log.warning(
                 "pusher name taken",
                 extra={
                     **fields,
-                    "container_id": existing.id if existing else None,
+                    "container_id": existing.ref if existing else None,
                     "existing_generation": existing.generation if existing else None,
                 },
             )
-            raise ContainerConflict(f"{spec.name} already exists", existing=existing) from exc
-        log.info("pusher container started", extra={**fields, "container_id": info.id})
+            raise ContainerConflict(f"{name} already exists", existing=existing) from exc
+        log.info("pusher container started", extra={**fields, "container_id": info.ref})
         return info
 
-    async def get(self, camera_id: str) -> ContainerInfo | None:
-        """The container named ``whip-pusher-<camera_id>`` (managed or not), or None."""
+    async def get(self, camera_id: str) -> Workload | None:
+        """The container named ``whip-pusher-<camera_id>`` (whoever owns it), or None."""
         name = container_name(validate_camera_id(camera_id))
         return await self._run("inspect", lambda: self._engine.inspect(name))
 
-    async def list_managed(self) -> list[ContainerInfo]:
-        """Every container with our managed-by label, in any state."""
-        return await self._run("list", self._engine.list_managed)
+    async def list_managed(self) -> list[Workload]:
+        """Every container of this deployment instance with our labels, in any state."""
+        listing = await self._run("list", self._engine.list_managed)
+        return [info for info in listing if info.owned_by(self.instance)]
 
-    async def remove(self, camera_id: str, max_generation: int) -> bool:
-        """Stop and remove the camera's container unless it is newer than ``max_generation``.
+    async def remove(self, ref: str) -> None:
+        """Stop (SIGTERM, SIGKILL after the stop timeout) and remove container ``ref``, by id;
+        one already gone is fine. The caller has decided that it may (a fenced removal)."""
+        await self._run("remove", lambda: self._engine.stop_and_remove(ref))
+        log.debug("container stopped and removed", extra={"container_id": ref})
 
-        True when no container is left (removed now, or already gone); False when refused
-        (a newer generation, or a container that is not ours). A managed container without a
-        generation label counts as generation 0.
-        """
-        info = await self.get(camera_id)
-        if info is None:
-            return True
-        fields = {"camera_id": camera_id, "container_id": info.id, "generation": info.generation}
-        if not info.managed:
-            log.warning("refusing to remove an unmanaged container", extra=fields)
-            return False
-        if (info.generation or 0) > max_generation:
-            log.info(
-                "keeping a newer generation", extra={**fields, "max_generation": max_generation}
-            )
-            return False
-        await self._run("remove", lambda: self._engine.stop_and_remove(info.id))
-        log.info("pusher container removed", extra=fields)
-        return True
-
-    async def logs(self, container_id: str, tail: int = 200) -> str:
+    async def logs(self, ref: str, tail: int = 200) -> str:
         """A container's recent log lines, raw: the caller redacts them before showing."""
-        return await self._run("logs", lambda: self._engine.logs(container_id, tail))
+        return await self._run("logs", lambda: self._engine.logs(ref, tail))
 
     async def ping(self) -> bool:
         """True when the engine answers; False (never an exception) when it does not."""
@@ -156,16 +164,18 @@ class DockerRuntime:
 
     async def events(
         self, stop: asyncio.Event, *, since: float | None = None
-    ) -> AsyncGenerator[ContainerEvent, None]:
-        """Yield start/die/destroy events of managed containers until ``stop`` is set.
+    ) -> AsyncGenerator[RuntimeEvent, None]:
+        """Yield start/die/destroy (STARTED/ENDED/REMOVED) of this instance's pushers until
+        ``stop`` is set.
 
         The blocking stream is read by a thread of its own and handed to the loop. Events are
         hints, not truth. When the stream breaks (engine restart, network) this raises
         ``RuntimeUnavailable``; the caller backs off, notes ``t = time.time()``, re-lists with
         ``list_managed`` and subscribes again with ``since=t`` (the engine replays the events
-        it still holds from that second on), so nothing falls into the gap. The same
-        subscribe-with-``since`` pattern serves the first subscription.
-        Use ``contextlib.aclosing`` so an early ``break`` closes the stream and its thread.
+        it still holds from that second on), so nothing falls into the gap: Docker never
+        needs to yield RELIST. The same subscribe-with-``since`` pattern serves the first
+        subscription. Use ``contextlib.aclosing`` so an early ``break`` closes the stream and
+        its thread.
         """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -195,7 +205,9 @@ class DockerRuntime:
                     raise RuntimeUnavailable("docker event stream ended; re-list and resubscribe")
                 if isinstance(item, BaseException):
                     raise translate("events", item) from item
-                if isinstance(item, dict) and (event := event_from_raw(item)) is not None:
+                if not isinstance(item, dict) or (event := event_from_raw(item)) is None:
+                    continue
+                if event.owned_by(self.instance):
                     yield event
         finally:
             watcher.cancel()

@@ -1,26 +1,36 @@
-"""The Docker engine's JSON (inspect, list, events) as the container model of
-``domain/containers.py``."""
+"""The Docker engine's JSON (inspect, list, events) as the runtime-neutral workload model of
+``domain/containers.py``: Docker's container states become phases, its event actions kinds."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.domain.containers import (
     CAMERA_LABEL,
-    EVENT_ACTIONS,
     GENERATION_LABEL,
+    INSTANCE_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    STOPPED_STATES,
-    ContainerEvent,
-    ContainerInfo,
+    EventKind,
+    Phase,
+    RuntimeEvent,
+    Workload,
 )
 
 _EXITED = re.compile(r"^Exited \((-?\d+)\)")
+
+# Docker's states; any other (created, paused, restarting, removing) is PENDING: it holds the
+# name without running or having stopped.
+PHASES = {"running": Phase.RUNNING, "exited": Phase.EXITED, "dead": Phase.LOST}
+EVENT_KINDS = {"start": EventKind.STARTED, "die": EventKind.ENDED, "destroy": EventKind.REMOVED}
+EVENT_ACTIONS = tuple(EVENT_KINDS)
+
+
+def phase_of(state: str) -> Phase:
+    return PHASES.get(state, Phase.PENDING)
 
 
 def _generation(labels: Mapping[str, str]) -> int | None:
@@ -51,41 +61,49 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def _info(
-    cid: str, name: str, labels: Mapping[str, str], status: str, exit_code: int | None
-) -> ContainerInfo:
-    stopped = status in STOPPED_STATES
-    return ContainerInfo(
-        id=cid,
+def _workload(
+    cid: str,
+    name: str,
+    labels: Mapping[str, str],
+    state: str,
+    exit_code: int | None,
+    started_at: datetime | None = None,
+) -> Workload:
+    phase = phase_of(state)
+    return Workload(
+        ref=cid,
         name=name.lstrip("/"),
         camera_id=labels.get(CAMERA_LABEL),
         generation=_generation(labels),
-        status=status,
-        exit_code=exit_code if stopped else None,
-        started_at=None,
+        phase=phase,
         managed=labels.get(MANAGED_BY_LABEL) == MANAGED_BY,
+        instance=labels.get(INSTANCE_LABEL),
+        exit_code=exit_code if phase in (Phase.EXITED, Phase.LOST) else None,
+        engine_state=state,
+        started_at=started_at,
     )
 
 
-def info_from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
+def info_from_inspect(data: Mapping[str, Any]) -> Workload:
     """From ``GET /containers/{id}/json``."""
     config = data.get("Config") or {}
     state = data.get("State") or {}
-    info = _info(
+    return _workload(
         str(data["Id"]),
         str(data.get("Name", "")),
         config.get("Labels") or {},
         str(state.get("Status", "unknown")),
         _int_or_none(state.get("ExitCode")),
+        _parse_time(state.get("StartedAt")),
     )
-    return replace(info, started_at=_parse_time(state.get("StartedAt")))
 
 
-def info_from_summary(data: Mapping[str, Any]) -> ContainerInfo:
-    """From one entry of ``GET /containers/json`` (exit code parsed from its status text)."""
+def info_from_summary(data: Mapping[str, Any]) -> Workload:
+    """From one entry of ``GET /containers/json`` (exit code parsed from its status text; the
+    list does not report the start time)."""
     names = data.get("Names") or [""]
     match = _EXITED.match(str(data.get("Status", "")))
-    return _info(
+    return _workload(
         str(data["Id"]),
         str(names[0]),
         data.get("Labels") or {},
@@ -94,20 +112,22 @@ def info_from_summary(data: Mapping[str, Any]) -> ContainerInfo:
     )
 
 
-def event_from_raw(data: Mapping[str, Any]) -> ContainerEvent | None:
+def event_from_raw(data: Mapping[str, Any]) -> RuntimeEvent | None:
     """From one decoded ``GET /events`` message; None for anything we do not follow."""
     action = str(data.get("Action") or data.get("status") or "")
-    if data.get("Type", "container") != "container" or action not in EVENT_ACTIONS:
+    kind = EVENT_KINDS.get(action)
+    if data.get("Type", "container") != "container" or kind is None:
         return None
     actor = data.get("Actor") or {}
     attributes: Mapping[str, str] = actor.get("Attributes") or {}
     time_nano = data.get("timeNano")
-    return ContainerEvent(
-        action=action,
-        container_id=str(actor.get("ID") or data.get("id") or ""),
+    return RuntimeEvent(
+        kind=kind,
+        ref=str(actor.get("ID") or data.get("id") or ""),
         name=str(attributes.get("name", "")),
         camera_id=attributes.get(CAMERA_LABEL),
         generation=_generation(attributes),
+        instance=attributes.get(INSTANCE_LABEL),
         exit_code=_int_or_none(attributes["exitCode"]) if "exitCode" in attributes else None,
         time=time_nano / 1e9 if isinstance(time_nano, int) else float(data.get("time") or 0),
     )

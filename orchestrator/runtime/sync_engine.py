@@ -7,7 +7,8 @@
 * any HTTP 4xx (missing image, bad config)                -> ``RuntimeRejected`` (permanent)
 
 A 409 on create is raised here as :class:`NameTaken`, for the caller to turn into
-``ContainerConflict``. Engine messages quoted in errors are redacted against the env values.
+``ContainerConflict``. Containers are created with restart policy ``no``: the engine never
+restarts a pusher on its own. Engine messages quoted in errors are redacted against the env values.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import docker.utils
 import requests
 from docker.types import LogConfig
 
-from orchestrator.domain.containers import EVENT_ACTIONS, MANAGED_FILTER, ContainerInfo, PusherSpec
+from orchestrator.domain.containers import MANAGED_FILTER, PusherSpec, Workload
 from orchestrator.domain.redact import Redactor, url_secrets
 from orchestrator.errors import OrchestratorError, RuntimeRejected, RuntimeUnavailable
-from orchestrator.runtime.parsing import info_from_inspect, info_from_summary
+from orchestrator.runtime.parsing import EVENT_ACTIONS, info_from_inspect, info_from_summary
 
 SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 _EVENT_FILTERS = {"type": "container", "event": list(EVENT_ACTIONS), "label": [MANAGED_FILTER]}
@@ -81,8 +82,11 @@ class SyncEngine:
         timeout_seconds: float,
         stop_timeout: int,
         pool_size: int = 32,
+        log_max_size: str = "10m",
+        log_max_file: int = 3,
     ) -> None:
         self._base_url = base_url
+        self._log_config = {"max-size": log_max_size, "max-file": str(log_max_file)}
         self._pool_size = pool_size
         self._timeout = timeout_seconds
         self._stop_timeout = stop_timeout
@@ -106,32 +110,29 @@ class SyncEngine:
                 self._api = self._new_api()
             return self._api
 
-    def create_and_start(self, spec: PusherSpec) -> ContainerInfo:
+    def create_and_start(self, spec: PusherSpec, name: str) -> Workload:
         api = self._client()
         host_config = api.create_host_config(
-            restart_policy={"Name": "no"},
-            log_config=LogConfig(
-                type=LogConfig.types.JSON,
-                config={"max-size": spec.log_max_size, "max-file": str(spec.log_max_file)},
-            ),
-            mem_limit=spec.mem_limit,
-            nano_cpus=spec.nano_cpus,
+            restart_policy={"Name": "no"},  # never restart on our own: the lifecycle does
+            log_config=LogConfig(type=LogConfig.types.JSON, config=self._log_config),
+            mem_limit=spec.memory_bytes,
+            nano_cpus=round(spec.cpus * 1_000_000_000),
             network_mode=spec.network,
             init=spec.init,
         )
         try:
             created = api.create_container(
                 image=spec.image,
-                name=spec.name,
+                name=name,
                 environment=dict(spec.env),
                 labels=spec.labels(),
                 host_config=host_config,
-                stop_timeout=spec.stop_timeout_seconds,
+                stop_timeout=spec.stop_grace_seconds,
                 detach=True,
             )
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
-                raise NameTaken(spec.name) from exc
+                raise NameTaken(name) from exc
             raise
         try:
             api.start(created["Id"])
@@ -142,13 +143,14 @@ class SyncEngine:
             raise
         return info_from_inspect(api.inspect_container(created["Id"]))
 
-    def inspect(self, ref: str) -> ContainerInfo | None:
+    def inspect(self, ref: str) -> Workload | None:
         try:
             return info_from_inspect(self._client().inspect_container(ref))
         except docker.errors.NotFound:
             return None
 
-    def list_managed(self) -> list[ContainerInfo]:
+    def list_managed(self) -> list[Workload]:
+        """Every container with our managed-by label, of any deployment instance."""
         rows = self._client().containers(all=True, filters={"label": [MANAGED_FILTER]})
         return [info_from_summary(row) for row in rows]
 

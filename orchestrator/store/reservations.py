@@ -30,7 +30,7 @@ from orchestrator.domain.models import (
     Renewal,
     ReservationInfo,
 )
-from orchestrator.errors import ReservationNotFound, ScriptProtocolError
+from orchestrator.errors import ScriptProtocolError
 from orchestrator.store import keys
 from orchestrator.store.errors import translated
 from orchestrator.store.scripts import Scripts, check
@@ -156,16 +156,6 @@ class ReservationStore:
             members = await self._client.zrange(keys.camera_leases(camera_id), 0, -1)
         return [Lease.parse(str(m)) for m in members]
 
-    async def heartbeat(self, reservation_id: str) -> int:
-        """Extend the lease; returns the new expiry (ms). Never shortens a lease."""
-        return (await self.renew(await self.require_lease(reservation_id))).expires_at_ms
-
-    async def require_lease(self, reservation_id: str) -> Lease:
-        lease = await self.lease_of(reservation_id)
-        if lease is None:
-            raise ReservationNotFound(f"reservation {reservation_id} not found or expired")
-        return lease
-
     async def renew(self, lease: Lease) -> Renewal:
         """Heartbeat a lease; ``token_expires_at_ms`` is set when a fresh token is due."""
         policy = self.policy
@@ -184,13 +174,6 @@ class ReservationStore:
             "heartbeat", reply, reservation_id=lease.reservation_id, camera_id=lease.camera_id
         )
         return Renewal(lease, int(expires), int(token_exp) or None, str(user))
-
-    async def release(self, reservation_id: str) -> Release:
-        """End the lease. Idempotent: a second release reports ``released=False``."""
-        lease = await self.lease_of(reservation_id)
-        if lease is None:
-            return Release(reservation_id, released=False)
-        return await self.release_lease(lease)
 
     async def release_lease(self, lease: Lease) -> Release:
         self._routes.pop(lease.reservation_id, None)

@@ -108,14 +108,6 @@ class Scripts:
         for name in sources:
             setattr(self, name, Script(name, self._batcher))
 
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
-        """A script by name, for tests that go through every script; the code uses the
-        attributes. An unknown name raises :class:`AttributeError` at once."""
-        if name not in HANDLES:
-            raise AttributeError(f"no script {name!r}; the scripts are {sorted(HANDLES)}")
-        script: Script = getattr(self, name)
-        return await script(keys, args)
-
     async def ready(self) -> bool:
         """Valkey answers and holds every script (loading any that are missing)."""
         return await self._batcher.ready()

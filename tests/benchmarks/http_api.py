@@ -11,14 +11,10 @@ reserve-only load.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,60 +22,32 @@ from pathlib import Path
 import aiohttp
 import uvloop
 
-from orchestrator.domain.models import Camera
-from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
-from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
 from tests.benchmarks.rawhttp import RawConnection, build
-from tests.benchmarks.stats import summary_ms
-from tests.live_server import free_port
+from tests.benchmarks.stats import run_on_valkey, script_parser, summary_ms
+from tests.harness.constants import ADMIN_KEY
+from tests.harness.http import ADMIN_HEADERS
+from tests.harness.service import ServiceProcess
+from tests.harness.store import register_cameras
 
-KEY = "bench-admin-key-0123456789abcdef0123456789"
-LIMITS = {"BENCH": 1_000_000, "TOTAL": 1_000_000}
-
-
-def start_service(
-    valkey_url: str, tmp: Path, port: int, **overrides: str
-) -> subprocess.Popen[bytes]:
-    """A real ``serve`` of the REST API alone; ``overrides`` (pusher_start enables pushers)."""
-    keys = tmp / "keys.json"
-    keys.write_text(json.dumps([{"name": "bench", "role": "admin", "key": KEY}]))
-    env = {
-        **os.environ,
-        "VALKEY_URL": valkey_url,
-        "CCTV_API_KEYS_FILE": str(keys),
-        "CCTV_PORT": str(port),
-        "CCTV_SOURCE_LIMITS": json.dumps(LIMITS),
-        "LIVEKIT_API_SECRET": "bench-secret-that-is-at-least-32-bytes",
-        "CCTV_DATA_DIR": str(tmp / "data"),
-        "CCTV_LIVEKIT_ENABLED": "false",
-        "CCTV_PUSHERS_ENABLED": "false",  # the REST API alone; pusher_start measures pushers
-        **overrides,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env
-    )
+BENCH_LIMITS = {"BENCH": 1_000_000, "TOTAL": 1_000_000}
 
 
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"{url}/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError("service did not start")
+def bench_service(
+    valkey_url: str, tmp: Path, *, ready_path: str = "/health", **overrides: str
+) -> ServiceProcess:
+    """A real ``serve`` of the REST API alone, logging warnings only; ``overrides``
+    (pusher_start enables pushers, and waits for ``/ready``)."""
+    env = {"CCTV_SOURCE_LIMITS": json.dumps(BENCH_LIMITS), **overrides}
+    return ServiceProcess("bench", tmp, valkey_url, env, log_level="warning", ready_path=ready_path)
 
 
 async def pairs_benchmark(url: str, pairs: int, concurrency: int) -> None:
     host = url.removeprefix("http://")
     hostname, _, port = host.partition(":")
-    auth = {"Authorization": f"Bearer {KEY}"}
+    auth = ADMIN_HEADERS
     reserves = [
         build(
             "POST",
@@ -125,18 +93,11 @@ async def pairs_benchmark(url: str, pairs: int, concurrency: int) -> None:
     print(summary_ms("pair latency", pair_s))
 
 
-async def add_cameras(valkey_url: str, ids: list[str]) -> None:
-    client = connect(valkey_url, timeout_seconds=10.0)
-    registry = CameraRegistry(client)
-    await asyncio.gather(*(registry.put(Camera(c, c, f"rtsp://127.0.0.1/{c}")) for c in ids))
-    await client.aclose()
-
-
 async def seed(valkey_url: str, cameras: int, reservations: int) -> None:
     ids = [f"stat-{i}" for i in range(cameras)]
-    await add_cameras(valkey_url, ids)
+    await register_cameras(valkey_url, *ids)
     client = connect(valkey_url, timeout_seconds=10.0)
-    policy = LeasePolicy(lease_ms=3_600_000, default_limits=tuple(LIMITS.items()))
+    policy = LeasePolicy(lease_ms=3_600_000, default_limits=tuple(BENCH_LIMITS.items()))
     store = ReservationStore(client, Scripts(client), policy, owner="seed")
     for start in range(0, reservations, 500):
         await asyncio.gather(
@@ -177,35 +138,27 @@ def wrk_reserve(url: str, tmp: Path, concurrency: int) -> None:
         print("wrk: not installed (apt-get install wrk) - reserve-only figures skipped")
         return
     script = tmp / "reserve.lua"
-    script.write_text(WRK_SCRIPT.replace("BEARER_KEY", KEY))
+    script.write_text(WRK_SCRIPT.replace("BEARER_KEY", ADMIN_KEY))
     command = ["wrk", "-t1", f"-c{concurrency}", "-d10s", "--latency", "-s", str(script), url]
     print("$", " ".join(command))
     print(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
 async def run(valkey_url: str, tmp: Path, pairs: int, concurrency: int) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    service = start_service(valkey_url, tmp, port)
-    try:
-        await add_cameras(valkey_url, [f"cam-{i}" for i in range(100)])
-        await wait_ready(url)
-        await pairs_benchmark(url, pairs, concurrency)
+    with bench_service(valkey_url, tmp) as service:
+        await register_cameras(valkey_url, *(f"cam-{i}" for i in range(100)))
+        await pairs_benchmark(service.url, pairs, concurrency)
         await seed(valkey_url, 1000, 10_000)
-        await stats_benchmark(url, 50)
-        await asyncio.to_thread(wrk_reserve, url, tmp, concurrency)
-    finally:
-        service.terminate()
-        service.wait(15)
+        await stats_benchmark(service.url, 50)
+        await asyncio.to_thread(wrk_reserve, service.url, tmp, concurrency)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--pairs", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
-        uvloop.run(run(server.url, Path(tmp), args.pairs, args.concurrency))
+    run_on_valkey(lambda url, tmp: run(url, tmp, args.pairs, args.concurrency), uvloop.run)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Reserve → first decoded frame, and the pusher's CPU and memory at steady state (issue 7).
+"""Reserve → first decoded frame, and the pusher's CPU and memory at steady state.
 
     python -m tests.benchmarks.media_path [--runs 10] [--steady-seconds 30]
 
@@ -29,21 +29,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
-import tempfile
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from orchestrator.store.embedded import EmbeddedValkey
 from tests.benchmarks.pusher_start import engine_in_use
-from tests.benchmarks.stats import percentile
-from tests.images import build_placeholder_pusher_image, with_test_label
-from tests.livekit_helpers import HEADERS, reserve
-from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
-from tests.media.pusher_image import ensure_pusher_image
+from tests.benchmarks.stats import percentile, run_on_valkey, script_parser
+from tests.harness.constants import REPO_ROOT
+from tests.harness.docker import pusher_containers
+from tests.harness.http import admit, put_camera, release
+from tests.harness.images import build_placeholder_pusher_image, with_test_label
+from tests.harness.livekit import Stack, pusher_env, stack
 from tests.media.rig import MediaRig, media_rig, pusher_log
 
 CAMERA = "cam-bench"
@@ -60,18 +62,17 @@ async def poll(check: Any, timeout: float, what: str) -> Any:
 
 
 async def setup(s: Stack, rig: MediaRig, camera: str = CAMERA) -> None:
-    body = {"name": "Bench camera", "rtsp_url": rig.camera_url, "enabled": True}
-    put = await s.http.put(f"/api/v1/cameras/{camera}", json=body, headers=HEADERS)
+    put = await put_camera(s.http, camera, rig.camera_url, name="Bench camera")
     assert put.status_code in (200, 201), put.text
 
 
-async def release(s: Stack, docker_api: Any, lease: dict[str, Any], camera: str = CAMERA) -> None:
-    rid = lease["reservation_id"]
-    response = await s.http.delete(f"/api/v1/stream/release/{rid}", headers=HEADERS)
-    assert response.status_code == 200, response.text
+async def release_and_wait(
+    s: Stack, docker_api: Any, lease: dict[str, Any], camera: str = CAMERA
+) -> None:
+    await release(s.http, lease["reservation_id"])
 
     async def gone() -> bool:
-        return not await asyncio.to_thread(running_pushers, docker_api, camera)
+        return not await asyncio.to_thread(pusher_containers, docker_api, camera, running=True)
 
     await poll(gone, 60, "the pusher container to go")
 
@@ -89,16 +90,16 @@ async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> N
     for run in range(runs + 1):
         before = len((await rig.control.stats())["sessions"])
         sent = time.time()
-        lease = await reserve(s.http, CAMERA)
+        lease = await admit(s.http, CAMERA)
 
         async def first_frame(before: int = before) -> float | None:
             sessions = (await rig.control.stats())["sessions"][before:]
             return sessions[0]["first_frame_at"] if sessions else None
 
         frame_at = await poll(first_frame, 60, "the first decoded frame")
-        [pusher] = await asyncio.to_thread(running_pushers, docker_api, CAMERA)
+        [pusher] = await asyncio.to_thread(pusher_containers, docker_api, CAMERA, running=True)
         events = await asyncio.to_thread(pusher_events, docker_api, pusher["Id"])
-        await release(s, docker_api, lease)
+        await release_and_wait(s, docker_api, lease)
         if run == 0:
             continue  # warm-up
         latencies.append(frame_at - sent)
@@ -116,6 +117,17 @@ async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> N
         f"  (pusher camera open p50 {statistics.median(opens) * 1000:.0f} ms,"
         f" publishing p50 {statistics.median(publishing) * 1000:.0f} ms)"
     )
+
+
+def pusher_image() -> str:
+    """The real pusher image's tag, from its builder as ``make pusher-image`` runs it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "deploy" / "pusher")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pusher_image"], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the pusher image did not build:\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
 
 
 def memory_kib(pids: list[str]) -> dict[str, int]:
@@ -141,7 +153,7 @@ async def steady_state(
     leases = []
     for camera in cameras:  # every camera pulls the same simulator; each gets its own pusher
         await setup(s, rig, camera)
-        leases.append(await reserve(s.http, camera))
+        leases.append(await admit(s.http, camera))
 
     async def frames() -> int:
         sessions = (await rig.control.stats())["sessions"][-pushers:]
@@ -155,7 +167,7 @@ async def steady_state(
     ids = [
         row["Id"]
         for camera in cameras
-        for row in await asyncio.to_thread(running_pushers, docker_api, camera)
+        for row in await asyncio.to_thread(pusher_containers, docker_api, camera, running=True)
     ]
     await asyncio.sleep(10)  # warm-up: jitter buffers, bitrate estimation, caches
     tops = [await asyncio.to_thread(docker_api.api.top, cid, "-o pid,pid") for cid in ids]
@@ -187,7 +199,7 @@ async def steady_state(
     events = await asyncio.to_thread(pusher_events, docker_api, ids[0])
     print(f"a pusher's last stats line: {json.dumps(events.get('stats'))}")
     for camera, lease in zip(cameras, leases, strict=True):
-        await release(s, docker_api, lease, camera)
+        await release_and_wait(s, docker_api, lease, camera)
 
 
 async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
@@ -196,7 +208,7 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     if busy:
         raise SystemExit(f"the engine is in use ({', '.join(busy[:5])}); run when it is idle")
     lab_image = build_placeholder_pusher_image(client)
-    image = with_test_label(client, ensure_pusher_image(client))
+    image = with_test_label(client, await asyncio.to_thread(pusher_image))
     print(f"media path: pusher image {image}, {args.runs} runs")
     for size, part in (("640x360", "first"), ("1920x1080", "steady")):
         if (part == "steady" and args.skip_steady) or (part == "first" and args.skip_first):
@@ -219,11 +231,7 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=(__doc__ or "").splitlines()[0],
-        epilog="\n".join((__doc__ or "").splitlines()[4:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = script_parser(__doc__)
     parser.add_argument("--runs", type=int, default=10, help="timed reserve -> frame runs")
     parser.add_argument("--steady-seconds", type=float, default=30, help="CPU/RSS window")
     parser.add_argument("--skip-steady", action="store_true", help="only the first-frame runs")
@@ -236,8 +244,7 @@ def main() -> None:
         help="steady-state rounds: this many 1080p pushers at once (default: 1, then 3)",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
-        asyncio.run(run(server.url, Path(tmp), args))
+    run_on_valkey(lambda url, tmp: run(url, tmp, args), asyncio.run)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python -m tests.benchmarks.pusher_start [--cameras 20]
 
 Starts an embedded Valkey and the real service (``cctv-orchestrator serve``) as a separate
-process, with the locally built placeholder pusher image (``tests/images.py``, never pulled)
+process, with the locally built placeholder pusher image (``tests/harness/images.py``, never
+pulled)
 and ``CCTV_PUSHER_NETWORK=none``: no container gets a network. "Running" is the Docker
 engine's ``start`` event for the container, read from the engine's event stream in a thread;
 each latency is the event's engine timestamp (``timeNano``, wall clock) minus the wall-clock
@@ -35,7 +36,6 @@ import os
 import secrets
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable
@@ -50,14 +50,11 @@ import uvloop
 from docker.types import LogConfig
 
 from orchestrator.domain.containers import MANAGED_FILTER
-from orchestrator.domain.models import Camera
-from orchestrator.store.cameras import CameraRegistry
-from orchestrator.store.client import connect
-from orchestrator.store.embedded import EmbeddedValkey
-from tests.benchmarks.http_api import KEY, start_service
-from tests.benchmarks.stats import percentile
-from tests.images import TEST_LABEL, TEST_LABELS, build_placeholder_pusher_image, sweep
-from tests.live_server import free_port
+from tests.benchmarks.http_api import bench_service
+from tests.benchmarks.stats import percentile, run_on_valkey, script_parser
+from tests.harness.http import ADMIN_HEADERS
+from tests.harness.images import TEST_LABEL, TEST_LABELS, build_placeholder_pusher_image, sweep
+from tests.harness.store import register_cameras
 
 TARGET_RATIO = 1.3
 ORCHESTRATOR = "orchestrator: reserve -> start event"
@@ -176,30 +173,11 @@ def ratio_line(name: str, ours: list[float], theirs: list[float]) -> str:
 # --- the service ----------------------------------------------------------------------------
 
 
-async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(400):
-        try:
-            async with session.get(f"{url}/ready") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError("service did not become ready")
-
-
-async def add_cameras(valkey_url: str, ids: list[str]) -> None:
-    client = connect(valkey_url, timeout_seconds=10.0)
-    registry = CameraRegistry(client)
-    await asyncio.gather(*(registry.put(Camera(c, c, f"rtsp://127.0.0.1/{c}")) for c in ids))
-    await client.aclose()
-
-
 class Api:
     def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
         self.session = session
         self.url = url
-        self.auth = {"Authorization": f"Bearer {KEY}"}
+        self.auth = ADMIN_HEADERS
 
     async def reserve(self, camera_id: str) -> str:
         body = {"camera_id": camera_id, "user_id": "bench", "source": "BENCH"}
@@ -466,17 +444,16 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     run_id = secrets.token_hex(3)
     cameras: int = args.cameras
     with_burst = not args.no_burst
-    await add_cameras(
+    await register_cameras(
         valkey_url,
-        [f"ps-{run_id}-warm", *(f"ps-{run_id}-{i}" for i in range(cameras))]
-        + [f"pb-{run_id}-{i}" for i in range(cameras if with_burst else 0)],
+        f"ps-{run_id}-warm",
+        *(f"ps-{run_id}-{i}" for i in range(cameras)),
+        *(f"pb-{run_id}-{i}" for i in range(cameras if with_burst else 0)),
     )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    service = start_service(
+    service = bench_service(
         valkey_url,
         tmp,
-        port,
+        ready_path="/ready",
         CCTV_PUSHERS_ENABLED="true",
         CCTV_PUSHER_IMAGE=image,
         CCTV_PUSHER_NETWORK="none",
@@ -485,9 +462,9 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     )
     events = StartEvents(docker_api, run_id)
     try:
+        await asyncio.to_thread(service.start)
         async with aiohttp.ClientSession() as session:
-            await wait_ready(session, url)
-            api = Api(session, url)
+            api = Api(session, service.url)
             bench = Bench(api, docker_api, events, image)
             print(
                 f"pusher start: {cameras} cameras, image {image}, "
@@ -516,19 +493,14 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     finally:
         events.close()
         await asyncio.to_thread(remove_run_containers, docker_api, run_id)
-        service.terminate()
-        service.wait(15)
+        await asyncio.to_thread(service.stop)
         if args.sweep:
             sweep(client)
         client.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=(__doc__ or "").splitlines()[0],
-        epilog="\n".join((__doc__ or "").splitlines()[4:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = script_parser(__doc__)
     parser.add_argument("--cameras", type=int, default=20, help="cameras (and baselines) to time")
     parser.add_argument("--no-burst", action="store_true", help="skip the all-at-once figures")
     parser.add_argument(
@@ -539,11 +511,10 @@ def main() -> None:
     parser.add_argument(
         "--sweep",
         action="store_true",
-        help="finish with tests.images.sweep(): removes every test container, not only ours",
+        help="finish with tests.harness.images.sweep(): removes all test containers, not ours only",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "valkey") as server:
-        uvloop.run(run(server.url, Path(tmp), args))
+    run_on_valkey(lambda url, tmp: run(url, tmp, args), uvloop.run)
 
 
 if __name__ == "__main__":

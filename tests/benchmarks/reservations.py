@@ -8,19 +8,16 @@ temporary folder, registers 100 cameras and runs the pairs from one process.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 
 from orchestrator.domain.models import Camera
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
-from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
-from tests.benchmarks.stats import summary_ms
+from tests.benchmarks.stats import run_on_valkey, script_parser, summary_ms
+from tests.harness.store import release_by_id
 
 
 async def run(url: str, pairs: int, concurrency: int) -> None:
@@ -41,7 +38,7 @@ async def run(url: str, pairs: int, concurrency: int) -> None:
             t0 = time.perf_counter()
             admission = await store.reserve(cameras[i % len(cameras)], "BENCH", "bench")
             t1 = time.perf_counter()
-            await store.release(admission.reservation_id)
+            await release_by_id(store, admission.reservation_id)
             t2 = time.perf_counter()
             reserve_s.append(t1 - t0)
             release_s.append(t2 - t1)
@@ -64,12 +61,11 @@ async def run(url: str, pairs: int, concurrency: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = script_parser(__doc__)
     parser.add_argument("--pairs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedValkey(Path(tmp) / "data") as server:
-        asyncio.run(run(server.url, args.pairs, args.concurrency))
+    run_on_valkey(lambda url, _: run(url, args.pairs, args.concurrency), asyncio.run)
 
 
 if __name__ == "__main__":

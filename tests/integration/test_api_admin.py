@@ -1,4 +1,4 @@
-"""Camera registry, limits, health, CORS and Valkey outages over HTTP (issue 3)."""
+"""Camera registry, limits, health, CORS and Valkey outages over HTTP."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.store.embedded import EmbeddedValkey
-from tests.integration.conftest import ADMIN_KEY, Api, auth, make_settings, open_api
+from tests.harness.constants import ADMIN_KEY
+from tests.harness.http import auth
+from tests.harness.in_process import App, app_settings, open_app
 
 SECRET_URL = "rtsp://admin:S3cr3t-pass@127.0.0.1:554/stream1"
 
 
-async def test_camera_registry_crud_never_returns_credentials(api: Api) -> None:
+async def test_camera_registry_crud_never_returns_credentials(api: App) -> None:
     body = {"name": "Sheikh Zayed 1", "rtsp_url": SECRET_URL, "enabled": True}
     created = await api.http.put("/api/v1/cameras/cam-001", json=body, headers=auth(ADMIN_KEY))
     assert created.status_code == 201
@@ -35,7 +37,7 @@ async def test_camera_registry_crud_never_returns_credentials(api: Api) -> None:
     assert missing.status_code == 404
 
 
-async def test_camera_body_is_validated(api: Api) -> None:
+async def test_camera_body_is_validated(api: App) -> None:
     for body in (
         {"name": "x", "rtsp_url": "http://127.0.0.1/x"},
         {"name": "", "rtsp_url": "rtsp://127.0.0.1/x"},
@@ -46,7 +48,7 @@ async def test_camera_body_is_validated(api: Api) -> None:
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
-async def test_limits_are_admin_settable_but_never_below_usage(api: Api) -> None:
+async def test_limits_are_admin_settable_but_never_below_usage(api: App) -> None:
     await api.add_camera("cam-001")
     await api.reserve("cam-001", "METRO")
     await api.reserve("cam-001", "METRO")
@@ -57,7 +59,7 @@ async def test_limits_are_admin_settable_but_never_below_usage(api: Api) -> None
     assert (await api.reserve("cam-001", "METRO")).status_code == 429
 
 
-async def test_health_ready_docs_and_unknown_routes(api: Api) -> None:
+async def test_health_ready_docs_and_unknown_routes(api: App) -> None:
     assert (await api.http.get("/health")).json() == {"status": "ok"}
     ready = await api.http.get("/ready")
     assert ready.status_code == 200, ready.text
@@ -73,22 +75,22 @@ async def test_health_ready_docs_and_unknown_routes(api: Api) -> None:
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 
-async def test_cors_is_off_unless_origins_are_configured(api: Api, valkey_url: str) -> None:
+async def test_cors_is_off_unless_origins_are_configured(api: App, valkey_url: str) -> None:
     preflight = {
         "Origin": "https://dashboard.example",
         "Access-Control-Request-Method": "POST",
     }
     off = await api.http.options("/api/v1/stream/reserve", headers=preflight)
     assert "access-control-allow-origin" not in off.headers
-    settings = make_settings(valkey_url, cors_origins=["https://dashboard.example"])
-    async for other in open_api(settings):
+    config = app_settings(valkey_url, cors_origins=["https://dashboard.example"])
+    async with open_app(config) as other:
         on = await other.http.options("/api/v1/stream/reserve", headers=preflight)
         assert on.headers["access-control-allow-origin"] == "https://dashboard.example"
 
 
 async def test_ready_names_an_unreachable_docker_engine(valkey_url: str, client: object) -> None:
-    settings = make_settings(valkey_url, docker_host="unix:///nonexistent/docker.sock")
-    async for api in open_api(settings):
+    config = app_settings(valkey_url, docker_host="unix:///nonexistent/docker.sock")
+    async with open_app(config) as api:
         ready = await api.http.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["degraded"] == ["docker"]
@@ -103,7 +105,7 @@ async def test_valkey_outage_answers_503_quickly_and_recovers(tmp_path: Path) ->
     server = EmbeddedValkey(tmp_path / "valkey")
     url = server.start()
     try:
-        async for api in open_api(make_settings(url, sweep_interval_seconds=0.1)):
+        async with open_app(app_settings(url, sweep_interval_seconds=0.1)) as api:
             await api.add_camera("cam-001")
             assert (await api.reserve("cam-001", "METRO")).status_code == 201
             server.stop()

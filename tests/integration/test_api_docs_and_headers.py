@@ -1,7 +1,10 @@
-"""Hole 8 of issue 15 against a real ``serve`` process and real Valkey (no Docker).
+"""Hole 8 of the hostile-input probe against a real ``serve`` process and real Valkey (no Docker).
 
 Token-bearing answers are not cacheable; ``/docs`` loads nothing from another origin; no
 redirect copies the Host header; ``limit`` takes a JSON integer and nothing else.
+
+One service serves the whole module: its tests read pages, and write only keys no other test
+here touches (camera ``cam-1``, ``METRO``'s limit).
 """
 
 from __future__ import annotations
@@ -9,37 +12,37 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
+from orchestrator.store.embedded import EmbeddedValkey
 from tests.apt_tools import apt_binaries
-from tests.service_process import ADMIN_KEY, ServiceProcess
+from tests.harness.http import ADMIN_HEADERS
+from tests.harness.service import ServiceProcess
+from tests.harness.store import flushed
 
-HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
-JSON_HEADERS = {**HEADERS, "Content-Type": "application/json"}
+JSON_HEADERS = {**ADMIN_HEADERS, "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def service(
+    valkey_server: EmbeddedValkey, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One ``serve`` (pushers off, no Docker engine) for the module, on a flushed Valkey."""
+    tmp = tmp_path_factory.mktemp("docs")
+    url = flushed(valkey_server.url)
+    with ServiceProcess("api", tmp, url, {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}) as svc:
+        yield svc
 
 
 @pytest.fixture
-async def http(client: Redis, valkey_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a fresh ``serve`` (pushers off, no Docker engine) on a flushed Valkey."""
-    service = ServiceProcess(
-        "api",
-        tmp_path,
-        valkey_url,
-        CCTV_PUSHERS_ENABLED="false",
-        DOCKER_HOST="unix:///nonexistent/docker.sock",
-    )
-    await asyncio.to_thread(service.start)
-    try:
-        async with httpx.AsyncClient(base_url=service.url, follow_redirects=False) as http:
-            yield http
-    finally:
-        await asyncio.to_thread(service.stop)
+async def http(service: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with service.client(follow_redirects=False) as http:
+        yield http
 
 
 def assert_not_cacheable(response: httpx.Response) -> None:
@@ -49,15 +52,15 @@ def assert_not_cacheable(response: httpx.Response) -> None:
 
 async def test_reserve_and_heartbeat_answers_are_never_stored(http: httpx.AsyncClient) -> None:
     camera = {"name": "Gate 1", "rtsp_url": "rtsp://127.0.0.1/cam-1"}
-    put = await http.put("/api/v1/cameras/cam-1", json=camera, headers=HEADERS)
+    put = await http.put("/api/v1/cameras/cam-1", json=camera, headers=ADMIN_HEADERS)
     assert put.status_code == 201, put.text
     body = {"camera_id": "cam-1", "user_id": "op-1", "source": "METRO"}
-    reserve = await http.post("/api/v1/stream/reserve", json=body, headers=HEADERS)
+    reserve = await http.post("/api/v1/stream/reserve", json=body, headers=ADMIN_HEADERS)
     assert reserve.status_code == 201, reserve.text
     assert reserve.json()["token"]
     assert_not_cacheable(reserve)
     rid = reserve.json()["reservation_id"]
-    heartbeat = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=HEADERS)
+    heartbeat = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=ADMIN_HEADERS)
     assert heartbeat.status_code == 200, heartbeat.text
     assert_not_cacheable(heartbeat)
 
@@ -135,7 +138,7 @@ async def test_docs_render_in_a_browser_that_reaches_only_loopback(
     ["/api/v1/cameras/", "/api/v1/stream/stats/", "/health/", "/docs/", "/openapi.json/"],
 )
 async def test_no_redirect_copies_a_forged_host_header(http: httpx.AsyncClient, path: str) -> None:
-    response = await http.get(path, headers={**HEADERS, "Host": "evil.example"})
+    response = await http.get(path, headers={**ADMIN_HEADERS, "Host": "evil.example"})
     assert not response.is_redirect, (response.status_code, response.headers)
     assert "location" not in response.headers
     assert "evil.example" not in response.text
@@ -147,17 +150,17 @@ async def test_a_limit_is_a_json_integer_and_nothing_else(http: httpx.AsyncClien
     """``false`` is not 0 and ``"5"`` is not 5. ``5.0`` is accepted as 5: OpenAPI 3.1's
     ``type: integer`` (JSON Schema) holds it, and the schemathesis run sends such values."""
     url = "/api/v1/limits/METRO"
-    first = await http.put(url, json={"limit": 7}, headers=HEADERS)
+    first = await http.put(url, json={"limit": 7}, headers=ADMIN_HEADERS)
     assert first.status_code == 200, first.text
     for value in (False, True, "5", "5.0", "", None, [5], {"n": 5}, 5.5, -1, 10**10):
-        refused = await http.put(url, json={"limit": value}, headers=HEADERS)
+        refused = await http.put(url, json={"limit": value}, headers=ADMIN_HEADERS)
         assert refused.status_code == 422, (value, refused.text)
         assert refused.json()["error"]["code"] == "VALIDATION_ERROR", value
         assert refused.json()["error"]["field"] == "limit", value
     for raw in (b'{"limit": false}', b'{"limit": true}', b'{"limit": "8"}', b'{"limit": 1.5}'):
         refused = await http.put(url, content=raw, headers=JSON_HEADERS)
         assert refused.status_code == 422, (raw, refused.text)
-    after = await http.put(url, json={"limit": 8}, headers=HEADERS)
+    after = await http.put(url, json={"limit": 8}, headers=ADMIN_HEADERS)
     assert after.json() == {"source": "METRO", "limit": 8, "previous": 7}, "nothing was written"
     integral = await http.put(url, content=b'{"limit": 9.0}', headers=JSON_HEADERS)
     assert integral.json() == {"source": "METRO", "limit": 9, "previous": 8}

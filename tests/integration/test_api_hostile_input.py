@@ -1,4 +1,4 @@
-"""The REST API under hostile input, against a real ``serve`` process on real Valkey (issue 15).
+"""The REST API under hostile input, against a real ``serve`` process on real Valkey.
 
 The clients are raw sockets, because the service answers 413 and closes while the
 body is still arriving. A socket closed with unread data sends RST, not FIN; a client that
@@ -21,17 +21,18 @@ import statistics
 import struct
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from orchestrator.api.app import create_app
 from orchestrator.api.route_policy import flat_routes, needs_key
 from orchestrator.config import Settings
-from tests.service_process import ADMIN_KEY, ServiceProcess
-from tests.waiting import eventually
+from tests.harness.constants import ADMIN_KEY, SAMPLE_IDS
+from tests.harness.http import ADMIN_HEADERS
+from tests.harness.metrics import scrape
+from tests.harness.service import NewService, ServiceProcess
+from tests.harness.waiting import eventually
 
 MIB = 1 << 20
 HUGE = 100 * MIB
@@ -40,21 +41,13 @@ SECONDS = 3.0  # bodies are sent in rounds for this long, /health probed all alo
 HTTP_COUNT = "cctv_http_request_duration_seconds_count"
 Case = tuple[str, str, str | None, bool]  # method, path, key, chunked
 Answer = tuple[int, str, int]  # status, error code, body bytes the client got to send
-SAMPLE_IDS = {"reservation_id": "r" * 22, "camera_id": "cam-1", "source": "METRO"}
 
 
 @pytest.fixture
-async def service(valkey_url: str, client: Redis, tmp_path: Any) -> AsyncIterator[ServiceProcess]:
+async def service(new_service: NewService) -> AsyncIterator[ServiceProcess]:
     timeouts = {f"CCTV_HTTP_{n}_TIMEOUT_SECONDS": str(BOUND) for n in ("HEADER", "BODY")}
-    proc = ServiceProcess("hostile", tmp_path, valkey_url, CCTV_PUSHERS_ENABLED="false", **timeouts)
-    await asyncio.to_thread(proc.start)
-    try:
+    async with new_service("hostile", **timeouts) as proc:
         yield proc
-    except BaseException:
-        print(proc.log_tail())
-        raise
-    finally:
-        await asyncio.to_thread(proc.stop)
 
 
 def body_routes() -> list[tuple[str, str, bool]]:
@@ -180,9 +173,8 @@ async def test_slow_headers_and_bodies_are_cut_off_at_their_bounds(service: Serv
     served = 0
     async with httpx.AsyncClient(base_url=service.url, timeout=5) as http:
         while not trickling.done():  # a normal client is served all along
-            auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
             assert (await http.get("/health")).status_code == 200
-            limit = await http.put("/api/v1/limits/BUS", json={"limit": 20}, headers=auth)
+            limit = await http.put("/api/v1/limits/BUS", json={"limit": 20}, headers=ADMIN_HEADERS)
             assert limit.status_code == 200, limit.text
             served += 2
             await asyncio.sleep(0.1)
@@ -224,19 +216,19 @@ async def test_a_hang_up_mid_body_logs_no_error_and_counts_no_5xx(service: Servi
         await asyncio.gather(
             *(asyncio.to_thread(hang_up, service.port, r, reset=reset) for r in requests)
         )
-    samples: list[tuple[str, str]] = []
+    statuses: list[tuple[str, float]] = []  # of every HTTP_COUNT sample: status, count
 
     async def all_counted() -> bool:  # as 499, "client closed request"
-        samples[:] = re.findall(
-            rf"{HTTP_COUNT}\{{(.*?)\}} (\S+)", (await http.get("/metrics")).text
-        )
-        return sum(float(n) for labels, n in samples if 'status="499"' in labels) == 2 * len(
-            requests
-        )
+        statuses[:] = [
+            (dict(labels)["status"], count)
+            for (name, labels), count in (await scrape(http)).items()
+            if name == HTTP_COUNT
+        ]
+        return sum(count for status, count in statuses if status == "499") == 2 * len(requests)
 
     async with httpx.AsyncClient(base_url=service.url, timeout=5) as http:
         await eventually(all_counted, 5, "every hang-up counted once, as a 499")
-    assert not [s for s in samples if 'status="5' in s[0]], samples
+    assert not [s for s in statuses if s[0].startswith("5")], statuses
     log = service.log_path.read_text()
     assert '"level": "error"' not in log and "Traceback" not in log, service.log_tail()
 

@@ -1,4 +1,4 @@
-"""The smaller holes an outside probe found (issue 15, holes 1, 2, 3 and 7), each against a
+"""The smaller holes an outside probe found, each against a
 real ``serve`` process and real Valkey; hole 2 also against the real Docker engine.
 
 Keys: an admin key, a ``*`` viewer key (every source), and one viewer key per agency.
@@ -9,91 +9,69 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
+from httpx import AsyncClient
 from redis.asyncio import Redis
 
-from orchestrator.runtime import CAMERA_LABEL
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
-from tests.conftest import add_cameras
-from tests.integration.test_service_metrics import scrape
-from tests.service_process import ADMIN_KEY, ServiceProcess, cli_run
-from tests.waiting import eventually
+from tests.harness.constants import ADMIN_KEY, METRO_KEY, POLICE_KEY, STAR_KEY
+from tests.harness.docker import pusher_containers
+from tests.harness.http import ADMIN_HEADERS, auth, reserve
+from tests.harness.metrics import scrape
+from tests.harness.service import NewService, ServiceProcess, cli_run
+from tests.harness.store import add_cameras
+from tests.harness.waiting import eventually
 
-STAR_KEY = "probe-star-key-0123456789abcdef0123456789"
-METRO_KEY = "probe-metro-key-0123456789abcdef012345678"
-POLICE_KEY = "probe-police-key-0123456789abcdef01234567"
-LIMITS = {"METRO": 100, "DUBAI_POLICE": 100, "TOTAL": 1000}
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+PROBE_LIMITS = {"METRO": 100, "DUBAI_POLICE": 100, "TOTAL": 1000}
 
 
-def write_keys(tmp: Path) -> None:
-    entries = [
-        {"name": "admin", "role": "admin", "key": ADMIN_KEY},
-        {"name": "star", "role": "viewer", "sources": ["*"], "key": STAR_KEY},
-        {"name": "metro", "role": "viewer", "sources": ["METRO"], "key": METRO_KEY},
-        {"name": "police", "role": "viewer", "sources": ["DUBAI_POLICE"], "key": POLICE_KEY},
-    ]
-    (tmp / "keys.json").write_text(json.dumps(entries))
+Probe = Callable[..., contextlib.AbstractAsyncContextManager[tuple[ServiceProcess, AsyncClient]]]
 
 
-@contextlib.asynccontextmanager
-async def served(
-    tmp: Path, valkey_url: str, **env: str
-) -> AsyncIterator[tuple[ServiceProcess, httpx.AsyncClient]]:
-    write_keys(tmp)
-    env = {"CCTV_PUSHERS_ENABLED": "false", **env}  # no Docker unless a test brings pushers
-    service = ServiceProcess("probe", tmp, valkey_url, CCTV_SOURCE_LIMITS=json.dumps(LIMITS), **env)
-    await asyncio.to_thread(service.start)
-    try:
-        async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
-            yield service, http
-    except BaseException:
-        print(f"--- service log ---\n{service.log_tail(60)}")
-        raise
-    finally:
-        await asyncio.to_thread(service.stop)
+@pytest.fixture
+def probe(registry: CameraRegistry, new_service: NewService) -> Probe:
+    """``probe(camera_id, **env)``: the camera registered, then a ``serve`` with PROBE_LIMITS
+    (pushers off unless ``env`` brings them); the service and its client."""
+
+    @contextlib.asynccontextmanager
+    async def start(
+        camera_id: str, **env: str
+    ) -> AsyncIterator[tuple[ServiceProcess, AsyncClient]]:
+        await add_cameras(registry, camera_id)
+        async with new_service(
+            "probe", CCTV_SOURCE_LIMITS=json.dumps(PROBE_LIMITS), **env
+        ) as service:
+            yield service, service.http
+
+    return start
 
 
-async def reserve(
-    http: httpx.AsyncClient, camera_id: str, source: str, key: str = ADMIN_KEY
-) -> httpx.Response:
-    body = {"camera_id": camera_id, "user_id": "prober", "source": source}
-    return await http.post("/api/v1/stream/reserve", json=body, headers=auth(key))
-
-
-async def test_hole_1_total_is_not_a_source_to_reserve_under(
-    client: Redis, valkey_url: str, tmp_path: Path
-) -> None:
-    await add_cameras(CameraRegistry(client), "cam-total")
-    async with served(tmp_path, valkey_url) as (_, http):
+async def test_hole_1_total_is_not_a_source_to_reserve_under(client: Redis, probe: Probe) -> None:
+    async with probe("cam-total") as (_, http):
         for key in (ADMIN_KEY, STAR_KEY):
-            response = await reserve(http, "cam-total", "TOTAL", key)
+            response = await reserve(http, "cam-total", "TOTAL", key=key)
             assert response.status_code == 422, response.text
             assert response.json()["error"]["code"] == "VALIDATION_ERROR"
         assert not await client.exists(keys.source_leases("TOTAL"), keys.count("TOTAL"))
         assert await client.zcard(keys.ALL_LEASES) == 0
-        ok = await reserve(http, "cam-total", "METRO", STAR_KEY)
+        ok = await reserve(http, "cam-total", "METRO", key=STAR_KEY)
         assert ok.status_code == 201, ok.text
 
 
 async def test_hole_3_a_refused_reserve_for_an_unconfigured_source_writes_nothing(
-    client: Redis, valkey_url: str, tmp_path: Path
+    client: Redis, probe: Probe
 ) -> None:
-    await add_cameras(CameraRegistry(client), "cam-quota")
-    async with served(tmp_path, valkey_url) as (_, http):
+    async with probe("cam-quota") as (_, http):
         before = set(await client.keys("*"))
         invented = [f"AGENCY_{i}" for i in range(40)]
         for i, source in enumerate(invented):
-            response = await reserve(http, "cam-quota", source, STAR_KEY if i % 2 else ADMIN_KEY)
+            response = await reserve(
+                http, "cam-quota", source, key=STAR_KEY if i % 2 else ADMIN_KEY
+            )
             assert response.status_code == 429, response.text
             assert response.json()["error"]["code"] == "AGENCY_LIMIT_EXCEEDED"
         assert set(await client.keys("*")) == before, "a refused reserve wrote to Valkey"
@@ -111,11 +89,10 @@ async def test_hole_3_a_refused_reserve_for_an_unconfigured_source_writes_nothin
 
 
 async def test_hole_7_another_agencys_reservation_looks_like_a_missing_one(
-    client: Redis, valkey_url: str, tmp_path: Path
+    client: Redis, probe: Probe
 ) -> None:
-    await add_cameras(CameraRegistry(client), "cam-tenant")
-    async with served(tmp_path, valkey_url) as (_, http):
-        police = (await reserve(http, "cam-tenant", "DUBAI_POLICE", POLICE_KEY)).json()
+    async with probe("cam-tenant") as (_, http):
+        police = (await reserve(http, "cam-tenant", "DUBAI_POLICE", key=POLICE_KEY)).json()
         rid = police["reservation_id"]
         missing = "R" + rid[1:] if rid[0] != "R" else "S" + rid[1:]
         answers = []
@@ -139,13 +116,6 @@ async def test_hole_7_another_agencys_reservation_looks_like_a_missing_one(
         assert own.status_code == 200
 
 
-def managed_of(docker_api: Any, camera_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = docker_api.api.containers(
-        all=True, filters={"label": f"{CAMERA_LABEL}={camera_id}"}
-    )
-    return found
-
-
 @pytest.fixture
 def pusher_env(pusher_image: str) -> Iterator[dict[str, str]]:
     yield {
@@ -166,27 +136,25 @@ async def test_hole_2_a_deleted_or_disabled_camera_stops_being_watched(
     client: Redis,
     docker_api: Any,
     pusher_env: dict[str, str],
-    valkey_url: str,
-    tmp_path: Path,
+    probe: Probe,
     how: str,
 ) -> None:
     camera_id = f"cam-{how}"
-    await add_cameras(CameraRegistry(client), camera_id)
-    async with served(tmp_path, valkey_url, **pusher_env) as (service, http):
+    async with probe(camera_id, **pusher_env) as (service, http):
         rids = [(await reserve(http, camera_id, "METRO")).json()["reservation_id"] for _ in "ab"]
 
         async def running() -> bool:
-            rows = await asyncio.to_thread(managed_of, docker_api, camera_id)
+            rows = await asyncio.to_thread(pusher_containers, docker_api, camera_id)
             return any(row["State"] == "running" for row in rows)
 
         await eventually(running, 30, "the camera's pusher runs")
         if how == "disable":
             body = {"name": "off", "rtsp_url": "rtsp://10.0.0.1/off", "enabled": False}
             changed = await http.put(
-                f"/api/v1/cameras/{camera_id}", json=body, headers=auth(ADMIN_KEY)
+                f"/api/v1/cameras/{camera_id}", json=body, headers=ADMIN_HEADERS
             )
         else:
-            changed = await http.delete(f"/api/v1/cameras/{camera_id}", headers=auth(ADMIN_KEY))
+            changed = await http.delete(f"/api/v1/cameras/{camera_id}", headers=ADMIN_HEADERS)
         assert changed.status_code == 200, changed.text
 
         # The leases are gone at once, through the scripts: counters and stats agree.
@@ -195,14 +163,14 @@ async def test_hole_2_a_deleted_or_disabled_camera_stops_being_watched(
         stats = (await http.get("/api/v1/stream/stats")).json()
         assert stats["total_reserved"] == 0
         for rid in rids:
-            beat = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=auth(ADMIN_KEY))
+            beat = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=ADMIN_HEADERS)
             assert beat.status_code == 404, beat.text
             assert "token" not in beat.text
         again = await reserve(http, camera_id, "METRO")
         assert again.status_code == (409 if how == "disable" else 404), again.text
 
         async def torn_down() -> bool:
-            return not await asyncio.to_thread(managed_of, docker_api, camera_id)
+            return not await asyncio.to_thread(pusher_containers, docker_api, camera_id)
 
         # Well inside the 30 s drain grace: the stop does not wait for it (liveness bound).
         took = await eventually(torn_down, 25, "the pusher is torn down")
@@ -212,23 +180,22 @@ async def test_hole_2_a_deleted_or_disabled_camera_stops_being_watched(
 
 
 async def test_hole_2_a_lease_of_a_disabled_camera_is_never_renewed_nor_given_a_token(
-    client: Redis, valkey_url: str, tmp_path: Path
+    client: Redis, probe: Probe
 ) -> None:
     """The moment between the registry write and the releases: heartbeat refuses (409) and
     mints nothing, because the heartbeat script reads the camera itself."""
-    await add_cameras(CameraRegistry(client), "cam-race")
     env = {"CCTV_TOKEN_REFRESH_SECONDS": "3600"}  # over the TTL: every heartbeat has a token
-    async with served(tmp_path, valkey_url, **env) as (_, http):
+    async with probe("cam-race", **env) as (_, http):
         rid = (await reserve(http, "cam-race", "METRO")).json()["reservation_id"]
-        fresh = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=auth(ADMIN_KEY))
+        fresh = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=ADMIN_HEADERS)
         assert fresh.status_code == 200 and fresh.json()["token"], fresh.text
         await client.hset(keys.camera("cam-race"), "enabled", "0")  # the write, not yet the rest
         expires = await client.zscore(keys.ALL_LEASES, f"{rid}|cam-race|METRO")
-        refused = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=auth(ADMIN_KEY))
+        refused = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=ADMIN_HEADERS)
         assert refused.status_code == 409, refused.text
         assert refused.json()["error"]["code"] == "CAMERA_DISABLED"
         assert "token" not in refused.json()
         assert await client.zscore(keys.ALL_LEASES, f"{rid}|cam-race|METRO") == expires
         await client.delete(keys.camera("cam-race"))
-        deleted = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=auth(ADMIN_KEY))
+        deleted = await http.post(f"/api/v1/stream/heartbeat/{rid}", headers=ADMIN_HEADERS)
         assert deleted.status_code == 404, deleted.text

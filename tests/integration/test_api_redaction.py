@@ -1,4 +1,4 @@
-"""Redaction against a real ``serve`` process and real Valkey (issue 15, hole 5).
+"""Redaction against a real ``serve`` process and real Valkey.
 
 Cameras are registered over the API with every way recorders carry credentials: a userinfo
 password holding unencoded ``/ # ? @``, and ``user=``/``password=``-style parameters in the
@@ -15,13 +15,12 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import httpx
 from redis.asyncio import Redis
 
 from orchestrator.store.cameras import CameraRegistry
-from tests.service_process import ADMIN_KEY, ServiceProcess, cli_run
+from tests.harness.http import ADMIN_HEADERS, put_camera
+from tests.harness.service import NewService, cli_run
 
-HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 ISSUE_URL = "rtsp://admin:p@ss/w#rd?x@10.0.0.5:554/Streaming/Channels/101"
 
 # camera id -> (RTSP URL, what the API shows of it)
@@ -72,36 +71,28 @@ def leaks(seen: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 async def test_no_part_of_any_camera_password_shows_anywhere(
-    client: Redis, valkey_url: str, tmp_path: Path
+    client: Redis, new_service: NewService, tmp_path: Path
 ) -> None:
-    service = ServiceProcess(
-        "redaction",
-        tmp_path,
-        valkey_url,
-        CCTV_PUSHERS_ENABLED="false",
-        DOCKER_HOST="unix:///nonexistent/docker.sock",
-    )
+    service = new_service("redaction", DOCKER_HOST="unix:///nonexistent/docker.sock")
     seen: list[tuple[str, str]] = []
     bundle = tmp_path / "bundle.tar.gz"
-    await asyncio.to_thread(service.start)
-    try:
-        async with httpx.AsyncClient(base_url=service.url, headers=HEADERS) as http:
-            for camera_id, (url, shown) in CAMERAS.items():
-                body = {"name": f"Gate {camera_id}", "rtsp_url": url, "enabled": True}
-                put = await http.put(f"/api/v1/cameras/{camera_id}", json=body)
-                assert put.status_code == 201, (camera_id, put.text)  # the schema accepts it
-                assert put.json()["rtsp_url_redacted"] == shown, camera_id
-                seen.append((f"PUT {camera_id}", put.text))
-                one = await http.get(f"/api/v1/cameras/{camera_id}")
-                assert one.json()["rtsp_url_redacted"] == shown, camera_id
-                seen.append((f"GET {camera_id}", one.text))
-            listing = await http.get("/api/v1/cameras")
-            assert {c["camera_id"]: c["rtsp_url_redacted"] for c in listing.json()["cameras"]} == {
-                camera_id: shown for camera_id, (_, shown) in CAMERAS.items()
-            }
-            seen.append(("GET /api/v1/cameras", listing.text))
-            for path in ("/api/v1/stream/stats", "/metrics", "/openapi.json"):
-                seen.append((path, (await http.get(path)).text))
+    async with service:
+        http = service.http
+        for camera_id, (url, shown) in CAMERAS.items():
+            put = await put_camera(http, camera_id, url, name=f"Gate {camera_id}")
+            assert put.status_code == 201, (camera_id, put.text)  # the schema accepts it
+            assert put.json()["rtsp_url_redacted"] == shown, camera_id
+            seen.append((f"PUT {camera_id}", put.text))
+            one = await http.get(f"/api/v1/cameras/{camera_id}", headers=ADMIN_HEADERS)
+            assert one.json()["rtsp_url_redacted"] == shown, camera_id
+            seen.append((f"GET {camera_id}", one.text))
+        listing = await http.get("/api/v1/cameras", headers=ADMIN_HEADERS)
+        assert {c["camera_id"]: c["rtsp_url_redacted"] for c in listing.json()["cameras"]} == {
+            camera_id: shown for camera_id, (_, shown) in CAMERAS.items()
+        }
+        seen.append(("GET /api/v1/cameras", listing.text))
+        for path in ("/api/v1/stream/stats", "/metrics", "/openapi.json"):
+            seen.append((path, (await http.get(path, headers=ADMIN_HEADERS)).text))
 
         registry = CameraRegistry(client)
         for camera_id, (url, _) in CAMERAS.items():
@@ -123,8 +114,6 @@ async def test_no_part_of_any_camera_password_shows_anywhere(
             done = await asyncio.to_thread(cli_run, service, *command)
             assert done.returncode == 0, (command, done.stdout, done.stderr)
             seen.append((" ".join(command), done.stdout + done.stderr))
-    finally:
-        await asyncio.to_thread(service.stop)
 
     seen.append(("service log", service.log_path.read_text()))
     with tarfile.open(bundle) as tar:

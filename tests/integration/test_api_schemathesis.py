@@ -1,4 +1,4 @@
-"""Property-based API test: schemathesis against the live app's own OpenAPI (issue 3).
+"""Property-based API test: schemathesis against the live app's own OpenAPI.
 
 At least 300 generated cases over real HTTP; no 5xx; every response conforms to the schema;
 every secured operation refuses the same call without a key. The body guard's answers (issue
@@ -20,23 +20,22 @@ from orchestrator.api.app import create_app
 from orchestrator.api.route_policy import flat_routes, needs_key
 from orchestrator.config import Settings
 from orchestrator.store.embedded import EmbeddedValkey
-from tests.integration.conftest import ADMIN_KEY, make_keyring, make_settings
-from tests.live_server import LiveServer
+from tests.harness.constants import SAMPLE_IDS
+from tests.harness.http import ADMIN_HEADERS
+from tests.harness.in_process import app_settings, served_app
 
 MIN_CASES = 300
-SAMPLE_IDS = {"reservation_id": "r" * 22, "camera_id": "cam-1", "source": "METRO"}
 
 
 @pytest.fixture
 def live_url(valkey_server: EmbeddedValkey) -> Iterator[str]:
-    app = create_app(make_settings(valkey_server.url), keyring=make_keyring())
-    with LiveServer(app) as server:
-        yield server.url
+    with served_app(app_settings(valkey_server.url)) as url:
+        yield url
 
 
 def test_generated_requests_conform_and_never_fail(live_url: str, client: object) -> None:
     # A camera to hit, so generated reserves also take the admitted path.
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    admin = ADMIN_HEADERS
     body = {"name": "Fuzz", "rtsp_url": "rtsp://127.0.0.1/fuzz"}
     assert httpx.put(f"{live_url}/api/v1/cameras/cam-1", json=body, headers=admin).is_success
 

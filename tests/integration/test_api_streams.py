@@ -1,4 +1,4 @@
-"""REST contract for the dashboard (issue 3): every endpoint and every error code."""
+"""REST contract for the dashboard: every endpoint and every error code."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from datetime import datetime
 from livekit.api import TokenVerifier
 
 from orchestrator.store import keys
-from tests.integration.conftest import (
+from tests.harness.constants import (
     ADMIN_KEY,
     LIVEKIT_KEY,
     LIVEKIT_SECRET,
     METRO_KEY,
     POLICE_KEY,
-    Api,
-    auth,
+    USER,
 )
+from tests.harness.http import auth
+from tests.harness.in_process import App
 
 RESERVE_FIELDS = {
     "reservation_id", "camera_id", "camera_name", "room_name", "identity", "token",
@@ -24,7 +25,7 @@ RESERVE_FIELDS = {
 }  # fmt: skip
 
 
-async def test_reserve_returns_the_contract_and_a_subscribe_only_token(api: Api) -> None:
+async def test_reserve_returns_the_contract_and_a_subscribe_only_token(api: App) -> None:
     await api.add_camera("cam-001")
     response = await api.reserve("cam-001", "METRO")
     assert response.status_code == 201, response.text
@@ -38,7 +39,7 @@ async def test_reserve_returns_the_contract_and_a_subscribe_only_token(api: Api)
     assert datetime.fromisoformat(body["expires_at"]).timestamp() > 0
     claims = TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET).verify(body["token"])
     assert claims.identity == f"viewer_{rid}"
-    assert claims.name == "operator-1"
+    assert claims.name == USER
     video = claims.video
     assert video is not None
     assert video.room_join is True and video.room == "camera_cam-001"
@@ -48,13 +49,13 @@ async def test_reserve_returns_the_contract_and_a_subscribe_only_token(api: Api)
     assert not video.can_publish_sources
 
 
-async def test_each_viewer_gets_a_unique_identity(api: Api) -> None:
+async def test_each_viewer_gets_a_unique_identity(api: App) -> None:
     await api.add_camera("cam-001")
     identities = {(await api.reserve("cam-001", "METRO")).json()["identity"] for _ in range(5)}
     assert len(identities) == 5
 
 
-async def test_heartbeat_renews_and_refreshes_a_token_near_expiry(api: Api) -> None:
+async def test_heartbeat_renews_and_refreshes_a_token_near_expiry(api: App) -> None:
     await api.add_camera("cam-001")
     rid = (await api.reserve("cam-001", "METRO")).json()["reservation_id"]
     response = await api.http.post(f"/api/v1/stream/heartbeat/{rid}", headers=auth(ADMIN_KEY))
@@ -68,17 +69,17 @@ async def test_heartbeat_renews_and_refreshes_a_token_near_expiry(api: Api) -> N
     fresh = response.json()
     assert fresh["token"] and fresh["token_expires_at"]
     claims = TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET).verify(fresh["token"])
-    assert claims.identity == f"viewer_{rid}" and claims.name == "operator-1"
+    assert claims.identity == f"viewer_{rid}" and claims.name == USER
     assert claims.video is not None and claims.video.can_publish is False
 
 
-async def test_heartbeat_of_unknown_reservation_is_404(api: Api) -> None:
+async def test_heartbeat_of_unknown_reservation_is_404(api: App) -> None:
     response = await api.http.post("/api/v1/stream/heartbeat/" + "A" * 22, headers=auth(ADMIN_KEY))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "RESERVATION_NOT_FOUND"
 
 
-async def test_release_is_idempotent(api: Api) -> None:
+async def test_release_is_idempotent(api: App) -> None:
     await api.add_camera("cam-001")
     rid = (await api.reserve("cam-001", "METRO")).json()["reservation_id"]
     for expected in (True, False):
@@ -89,7 +90,7 @@ async def test_release_is_idempotent(api: Api) -> None:
     assert stats["source_stats"]["METRO"]["current"] == 0
 
 
-async def test_stats_report_sources_and_cameras(api: Api) -> None:
+async def test_stats_report_sources_and_cameras(api: App) -> None:
     await api.add_camera("cam-001")
     await api.add_camera("cam-002")
     for camera_id, source in [("cam-001", "METRO"), ("cam-001", "METRO"), ("cam-002", "BUS")]:
@@ -108,7 +109,7 @@ async def test_stats_report_sources_and_cameras(api: Api) -> None:
     assert stats["timestamp"]
 
 
-async def test_quota_exhaustion_is_429_with_retry_after_and_both_languages(api: Api) -> None:
+async def test_quota_exhaustion_is_429_with_retry_after_and_both_languages(api: App) -> None:
     await api.add_camera("cam-001")
     await api.services.store.set_limit("BUS", 1)
     assert (await api.reserve("cam-001", "BUS")).status_code == 201
@@ -122,7 +123,7 @@ async def test_quota_exhaustion_is_429_with_retry_after_and_both_languages(api: 
     assert any("\u0600" <= ch <= "\u06ff" for ch in error["message_ar"])
 
 
-async def test_unknown_and_disabled_cameras(api: Api) -> None:
+async def test_unknown_and_disabled_cameras(api: App) -> None:
     await api.add_camera("cam-off", enabled=False)
     missing = await api.reserve("cam-missing", "METRO")
     assert missing.status_code == 404
@@ -132,7 +133,7 @@ async def test_unknown_and_disabled_cameras(api: Api) -> None:
     assert disabled.json()["error"]["code"] == "CAMERA_DISABLED"
 
 
-async def test_validation_errors_are_422_with_a_stable_code(api: Api) -> None:
+async def test_validation_errors_are_422_with_a_stable_code(api: App) -> None:
     bad_bodies = [
         {"camera_id": "cam/../etc", "user_id": "u", "source": "METRO"},
         {"camera_id": "x" * 65, "user_id": "u", "source": "METRO"},
@@ -153,7 +154,7 @@ async def test_validation_errors_are_422_with_a_stable_code(api: Api) -> None:
     assert bad_id.status_code == 422
 
 
-async def test_missing_or_unknown_key_is_401(api: Api) -> None:
+async def test_missing_or_unknown_key_is_401(api: App) -> None:
     body = {"camera_id": "cam-1", "user_id": "u", "source": "METRO"}
     for headers in ({}, auth("not-a-key"), {"Authorization": "Basic abc"}):
         response = await api.http.post("/api/v1/stream/reserve", json=body, headers=headers)
@@ -162,7 +163,7 @@ async def test_missing_or_unknown_key_is_401(api: Api) -> None:
         assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-async def test_cross_tenant_access_is_refused(api: Api) -> None:
+async def test_cross_tenant_access_is_refused(api: App) -> None:
     await api.add_camera("cam-001")
     assert (await api.reserve("cam-001", "DUBAI_POLICE", METRO_KEY)).status_code == 403
     police = (await api.reserve("cam-001", "DUBAI_POLICE", POLICE_KEY)).json()
@@ -179,7 +180,7 @@ async def test_cross_tenant_access_is_refused(api: Api) -> None:
     assert own.json()["released"] is True
 
 
-async def test_viewer_keys_cannot_use_admin_endpoints(api: Api) -> None:
+async def test_viewer_keys_cannot_use_admin_endpoints(api: App) -> None:
     body = {"name": "x", "rtsp_url": "rtsp://127.0.0.1/x"}
     calls = [
         api.http.get("/api/v1/cameras", headers=auth(METRO_KEY)),

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.apt_tools import apt_binaries
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness.constants import REPO_ROOT
 
 
 def compose_config() -> dict[str, Any]:
     (compose,) = apt_binaries("docker-compose", "docker-compose")
     env = {**os.environ, "CCTV_ADMIN_API_KEY": "compose-check-admin-key"}
     result = subprocess.run(
-        [str(compose), "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
+        [str(compose), "-f", str(REPO_ROOT / "docker-compose.yml"), "config"],
+        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     config: dict[str, Any] = yaml.safe_load(result.stdout)

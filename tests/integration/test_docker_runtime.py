@@ -25,16 +25,19 @@ import redis
 from orchestrator.domain.containers import ContainerConflict
 from orchestrator.domain.ids import container_name
 from orchestrator.errors import RuntimeUnavailable
+from orchestrator.pusher.placement import remove_fenced
 from orchestrator.runtime import (
     CAMERA_LABEL,
     GENERATION_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    ContainerEvent,
     DockerRuntime,
+    EventKind,
+    Phase,
     PusherSpec,
+    RuntimeEvent,
 )
-from tests.images import (
+from tests.harness.images import (
     TEST_LABELS,
     create_test_network,
 )
@@ -65,8 +68,8 @@ def spec_for(camera_id: str, image: str, generation: int = 1) -> PusherSpec:
         image=image,
         env={"RTSP_URL": RTSP_SECRET, "WHIP_BEARER_TOKEN": TOKEN_SECRET},
         network="none",
-        mem_limit="64m",
-        nano_cpus=250_000_000,
+        memory_bytes=64 * 1024 * 1024,
+        cpus=0.25,
         extra_labels=TEST_LABELS,
     )
 
@@ -93,7 +96,7 @@ async def test_create_and_start_sets_name_labels_and_limits(
         3,
     )
     assert info.started_at is not None and info.exit_code is None
-    data = inspect(docker_api, info.id)
+    data = inspect(docker_api, info.ref)
     assert data["State"]["Running"] is True
     assert data["Name"] == f"/{container_name(camera_id)}"
     labels = data["Config"]["Labels"]
@@ -128,10 +131,10 @@ async def test_second_create_raises_conflict_and_keeps_the_existing_container(
 
     existing = raised.value.existing
     assert existing is not None
-    assert (existing.id, existing.generation, existing.managed) == (first.id, 1, True)
+    assert (existing.ref, existing.generation, existing.managed) == (first.ref, 1, True)
     assert existing.running
     data = inspect(docker_api, container_name(camera_id))
-    assert data["Id"] == first.id and data["State"]["Running"] is True
+    assert data["Id"] == first.ref and data["State"]["Running"] is True
     assert data["Config"]["Labels"][GENERATION_LABEL] == "1"
 
 
@@ -145,9 +148,9 @@ async def test_a_foreign_container_is_reported_and_never_removed(
     with pytest.raises(ContainerConflict) as raised:
         await runtime.create_and_start(spec_for(camera_id, pusher_image))
     existing = raised.value.existing
-    assert existing is not None and existing.id == foreign.id and not existing.managed
+    assert existing is not None and existing.ref == foreign.id and not existing.managed
 
-    assert await runtime.remove(camera_id, max_generation=10**9) is False
+    assert await remove_fenced(runtime, camera_id, 10**9) is False
     assert inspect(docker_api, foreign.id)["State"]["Running"] is True
 
 
@@ -156,22 +159,22 @@ async def test_remove_refuses_a_newer_generation_and_removes_otherwise(
 ) -> None:
     info = await runtime.create_and_start(spec_for(camera_id, pusher_image, generation=5))
 
-    assert await runtime.remove(camera_id, max_generation=4) is False
-    assert inspect(docker_api, info.id)["State"]["Running"] is True
+    assert await remove_fenced(runtime, camera_id, 4) is False
+    assert inspect(docker_api, info.ref)["State"]["Running"] is True
 
     started = time.monotonic()
-    assert await runtime.remove(camera_id, max_generation=5) is True
+    assert await remove_fenced(runtime, camera_id, 5) is True
     assert time.monotonic() - started < 5.0  # the runbook's cleanup check
     assert await runtime.get(camera_id) is None
     with pytest.raises(docker.errors.NotFound):
-        docker_api.api.inspect_container(info.id)
+        docker_api.api.inspect_container(info.ref)
 
 
 async def test_remove_of_a_missing_container_is_fine(
     runtime: DockerRuntime, camera_id: str
 ) -> None:
     assert await runtime.get(camera_id) is None
-    assert await runtime.remove(camera_id, max_generation=1) is True
+    assert await remove_fenced(runtime, camera_id, 1) is True
 
 
 async def test_list_managed_finds_only_managed_containers_in_every_state(
@@ -179,19 +182,19 @@ async def test_list_managed_finds_only_managed_containers_in_every_state(
 ) -> None:
     running = await runtime.create_and_start(spec_for(camera_id, pusher_image, generation=2))
     stopped = await runtime.create_and_start(spec_for(f"{camera_id}-b", pusher_image))
-    docker_api.api.kill(stopped.id)
-    docker_api.api.wait(stopped.id, timeout=30)
+    docker_api.api.kill(stopped.ref)
+    docker_api.api.wait(stopped.ref, timeout=30)
     unmanaged = docker_api.containers.run(
         pusher_image, name=f"not-managed-{camera_id}", detach=True, network_mode="none"
     )
 
-    listed = {info.id: info for info in await runtime.list_managed()}
+    listed = {info.ref: info for info in await runtime.list_managed()}
 
     assert unmanaged.id not in listed
     assert all(info.managed for info in listed.values())
-    assert listed[running.id].status == "running" and listed[running.id].generation == 2
-    assert listed[running.id].camera_id == camera_id
-    assert listed[stopped.id].status == "exited" and listed[stopped.id].exit_code == 137
+    assert listed[running.ref].phase is Phase.RUNNING and listed[running.ref].generation == 2
+    assert listed[running.ref].camera_id == camera_id
+    assert listed[stopped.ref].phase is Phase.EXITED and listed[stopped.ref].exit_code == 137
 
 
 async def test_events_report_start_die_and_destroy(
@@ -204,25 +207,29 @@ async def test_events_report_start_die_and_destroy(
     async def docker_kill_then_remove() -> None:
         await asyncio.sleep(0.5)  # usually after the subscription; ``since`` covers it if not
         proc = await asyncio.create_subprocess_exec(
-            "docker", "kill", info.id, stdout=asyncio.subprocess.DEVNULL
+            "docker", "kill", info.ref, stdout=asyncio.subprocess.DEVNULL
         )
         assert await proc.wait() == 0
-        assert await runtime.remove(camera_id, max_generation=7) is True
+        assert await remove_fenced(runtime, camera_id, 7) is True
 
     actor = asyncio.create_task(docker_kill_then_remove())
-    seen: list[ContainerEvent] = []
+    seen: list[RuntimeEvent] = []
     try:
         async with contextlib.aclosing(runtime.events(stop, since=since)) as events:
             async with asyncio.timeout(20):
                 async for event in events:
-                    if event.container_id == info.id:
+                    if event.ref == info.ref:
                         seen.append(event)
-                    if event.container_id == info.id and event.action == "destroy":
+                    if event.ref == info.ref and event.kind is EventKind.REMOVED:
                         break
     finally:
         await actor
 
-    assert [event.action for event in seen] == ["start", "die", "destroy"]
+    assert [event.kind for event in seen] == [
+        EventKind.STARTED,
+        EventKind.ENDED,
+        EventKind.REMOVED,
+    ]
     died = seen[1]
     assert (died.camera_id, died.generation, died.exit_code) == (camera_id, 7, 137)
     assert died.name == container_name(camera_id)
@@ -257,7 +264,7 @@ async def test_unreachable_engine_raises_runtime_unavailable_quickly(
         with pytest.raises(RuntimeUnavailable):
             await runtime.create_and_start(spec_for("cam-1", pusher_image))
         with pytest.raises(RuntimeUnavailable):
-            await runtime.remove("cam-1", max_generation=1)
+            await runtime.remove("cam-1")
         with pytest.raises(RuntimeUnavailable):
             async for _ in runtime.events(asyncio.Event()):
                 pass

@@ -1,4 +1,4 @@
-"""End to end with the LiveKit wire fake (issue 5): a real ``serve`` process, real Valkey,
+"""End to end with the LiveKit wire fake: a real ``serve`` process, real Valkey,
 the real Docker engine, and the fake driven over real HTTP by the real ``livekit-api`` client.
 
 Pushers run the locally built WHIP stand-in on the host network: it POSTs an offer to the
@@ -13,47 +13,39 @@ import gc
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from livekit.api import CreateIngressRequest, DeleteIngressRequest, IngressInput, LiveKitAPI
+from livekit.api import DeleteIngressRequest, LiveKitAPI
 from redis.asyncio import Redis
 
-from orchestrator.domain.ids import new_reservation_id, publisher_identity, room_name
-from orchestrator.livekit.tokens import TokenMinter
-from orchestrator.store.cameras import CameraRegistry
-from tests.conftest import add_cameras
-from tests.livekit_helpers import (
-    HEADERS,
-    LIVEKIT_KEY,
-    camera_stats,
-    reserve,
-)
-from tests.livekit_stack import (
+from orchestrator.domain.ids import publisher_identity, room_name
+from tests.harness.constants import LIVEKIT_KEY, LIVEKIT_SECRET
+from tests.harness.docker import container_env, pusher_containers
+from tests.harness.http import ADMIN_HEADERS, admit, camera_stats, release, reserve
+from tests.harness.livekit import (
     LEASE_S,
     RECONNECT_GRACE_S,
     SYNC_S,
+    NewStack,
     base_env,
-    container_env,
+    create_orphan_ingress,
+    join_stranger,
     pusher_env,
-    running_pushers,
-    stack,
 )
-from tests.service_process import LIVEKIT_SECRET
-from tests.waiting import eventually
+from tests.harness.metrics import scrape
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 
 async def test_viewers_share_one_ingress_and_pusher_and_the_publisher_is_never_counted(
-    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+    docker_api: Any, whip_pusher_image: str, new_stack: NewStack
 ) -> None:
     camera_id, room = "cam-lk", room_name("cam-lk")
-    await add_cameras(CameraRegistry(client), camera_id)
-    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
-        first = await reserve(s.http, camera_id)
+    async with new_stack(pusher_env(whip_pusher_image), cameras=[camera_id]) as s:
+        first = await admit(s.http, camera_id)
 
         async def publishing() -> bool:
             return bool((await camera_stats(s.http, camera_id))["publisher_connected"])
@@ -64,13 +56,13 @@ async def test_viewers_share_one_ingress_and_pusher_and_the_publisher_is_never_c
         assert ingress.room_name == room and ingress.enable_transcoding is False
         created = s.fake.rooms()[room]
         assert (created.empty_timeout, created.departure_timeout) == (120, 30)
-        [pusher] = running_pushers(docker_api, camera_id)
+        [pusher] = pusher_containers(docker_api, camera_id, running=True)
         env = container_env(docker_api, pusher["Id"])
         assert env["WHIP_URL"] == ingress.url == s.fake.whip_url
         assert env["WHIP_TOKEN"] == ingress.stream_key
 
         s.fake.join(first["token"])
-        second = await reserve(s.http, camera_id)
+        second = await admit(s.http, camera_id)
         s.fake.join(second["token"])
 
         async def two_viewers() -> bool:
@@ -81,7 +73,9 @@ async def test_viewers_share_one_ingress_and_pusher_and_the_publisher_is_never_c
         assert s.fake.rooms()[room].num_participants == 3, "LiveKit counts the publisher"
         assert len(s.fake.ingresses()) == 1, "the second viewer created no ingress"
         assert s.fake.twirp_calls.count("livekit.Ingress/CreateIngress") == 1
-        assert [c["Id"] for c in running_pushers(docker_api, camera_id)] == [pusher["Id"]]
+        assert [c["Id"] for c in pusher_containers(docker_api, camera_id, running=True)] == [
+            pusher["Id"]
+        ]
 
         s.fake.leave(room, first["identity"])
 
@@ -101,30 +95,28 @@ async def test_viewers_share_one_ingress_and_pusher_and_the_publisher_is_never_c
         assert camera["viewer_count"] == 1, "without a publisher the count is still exact"
         assert camera["ingress_status"] == "ENDPOINT_ERROR"
 
-        body = (await s.http.get("/api/v1/stream/stats", headers=HEADERS)).text
+        body = (await s.http.get("/api/v1/stream/stats", headers=ADMIN_HEADERS)).text
         log = s.service.log_path.read_text()
         for secret in (ingress.stream_key, LIVEKIT_SECRET):
             assert secret not in body and secret not in log
 
 
 async def test_a_vanished_viewer_frees_its_quota_at_the_grace_or_at_lease_expiry(
-    client: Redis, valkey_url: str, tmp_path: Path
+    new_stack: NewStack,
 ) -> None:
     camera_id, room = "cam-gone", room_name("cam-gone")
-    await add_cameras(CameraRegistry(client), camera_id)
     env = base_env(CCTV_SOURCE_LIMITS=json.dumps({"METRO": 1, "TOTAL": 10}))
-    async with stack(tmp_path, valkey_url, env) as s:
-        body = {"camera_id": camera_id, "user_id": "op", "source": "METRO"}
+    async with new_stack(env, cameras=[camera_id]) as s:
         admitted_now: list[dict[str, Any]] = []
 
         async def admitted() -> bool:
-            response = await s.http.post("/api/v1/stream/reserve", json=body, headers=HEADERS)
+            response = await reserve(s.http, camera_id)
             assert response.status_code in (201, 429), response.text
             if response.status_code == 201:
                 admitted_now.append(response.json())
             return response.status_code == 201
 
-        viewer = await reserve(s.http, camera_id)
+        viewer = await admit(s.http, camera_id)
         assert not await admitted(), "the source is full"
         s.fake.join(viewer["token"])
 
@@ -159,52 +151,50 @@ async def _viewer_count_is(http: httpx.AsyncClient, camera_id: str, count: int) 
 
 
 async def test_an_ingress_gone_from_livekit_is_recreated_at_the_next_start(
-    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+    client: Redis, docker_api: Any, whip_pusher_image: str, new_stack: NewStack
 ) -> None:
     camera_id = "cam-recreate"
-    await add_cameras(CameraRegistry(client), camera_id)
-    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+    async with new_stack(pusher_env(whip_pusher_image), cameras=[camera_id]) as s:
 
         async def publishing() -> bool:
             return bool((await camera_stats(s.http, camera_id))["publisher_connected"])
 
-        first = await reserve(s.http, camera_id)
+        first = await admit(s.http, camera_id)
         await eventually(publishing, 20, "first start publishes")
         [old] = s.fake.ingresses().values()
-        await s.http.delete(f"/api/v1/stream/release/{first['reservation_id']}", headers=HEADERS)
+        await release(s.http, first["reservation_id"])
         await eventually(lambda: _no_pusher(docker_api, camera_id), 15, "the pusher is torn down")
         async with LiveKitAPI(s.fake.url, LIVEKIT_KEY, LIVEKIT_SECRET) as lk:
             request = DeleteIngressRequest(ingress_id=old.ingress_id)
             await asyncio.wait_for(lk.ingress.delete_ingress(request), 5)
 
-        await reserve(s.http, camera_id)
+        await admit(s.http, camera_id)
         await eventually(publishing, 20, "the next start publishes through a new ingress")
         [new] = s.fake.ingresses().values()
         assert new.ingress_id != old.ingress_id
         assert await client.hget(f"stream:metadata:{camera_id}", "ingress_id") == new.ingress_id
-        [pusher] = running_pushers(docker_api, camera_id)
+        [pusher] = pusher_containers(docker_api, camera_id, running=True)
         assert container_env(docker_api, pusher["Id"])["WHIP_TOKEN"] == new.stream_key
 
 
 async def test_an_ingress_that_ends_in_error_restarts_the_pusher_with_backoff(
-    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+    docker_api: Any, whip_pusher_image: str, new_stack: NewStack
 ) -> None:
     """WHIP POST answers 201 and the ingress buffers; when no media arrives LiveKit ends it in
-    ERROR "source encoder not ready" (livekit-wire §9.5). The service stops that pusher,
+    ERROR "source encoder not ready". The service stops that pusher,
     shows the error, and starts a new one after the backoff, which then publishes."""
     camera_id = "cam-notready"
-    await add_cameras(CameraRegistry(client), camera_id)
     env = pusher_env(whip_pusher_image, CCTV_LEASE_SECONDS="300")  # no heartbeats needed
-    async with stack(tmp_path, valkey_url, env) as s:
+    async with new_stack(env, cameras=[camera_id]) as s:
         s.fake.publish_delay_seconds = 2.0  # LiveKit waits up to 10 s for media
         s.fake.fail_next_publish(times=1)
-        await reserve(s.http, camera_id)
+        await admit(s.http, camera_id)
 
         async def first_running() -> bool:
-            return bool(running_pushers(docker_api, camera_id))
+            return bool(pusher_containers(docker_api, camera_id, running=True))
 
         await eventually(first_running, 20, "the first pusher runs")
-        [first] = running_pushers(docker_api, camera_id)
+        [first] = pusher_containers(docker_api, camera_id, running=True)
         failed: dict[str, Any] = {}
 
         async def shows_the_error() -> bool:
@@ -233,41 +223,26 @@ async def test_an_ingress_that_ends_in_error_restarts_the_pusher_with_backoff(
         camera = await camera_stats(s.http, camera_id)
         assert (camera["generation"], camera["restarts"]) == (2, 1)
         assert camera["ingress_status"] == "ENDPOINT_PUBLISHING"
-        [second] = running_pushers(docker_api, camera_id)
+        [second] = pusher_containers(docker_api, camera_id, running=True)
         assert second["Id"] != first["Id"]
 
 
 async def _no_pusher(docker_api: Any, camera_id: str) -> bool:
-    return not running_pushers(docker_api, camera_id)
+    return not pusher_containers(docker_api, camera_id, running=True)
 
 
 async def test_ghost_viewers_and_orphan_ingresses_are_removed_within_one_pass(
-    client: Redis, valkey_url: str, tmp_path: Path
+    new_stack: NewStack,
 ) -> None:
     camera_id, room = "cam-ghost", room_name("cam-ghost")
-    await add_cameras(CameraRegistry(client), camera_id)
-    async with stack(tmp_path, valkey_url, base_env()) as s:
-        kept = await reserve(s.http, camera_id)
-        released = await reserve(s.http, camera_id)
+    async with new_stack(base_env(), cameras=[camera_id]) as s:
+        kept = await admit(s.http, camera_id)
+        released = await admit(s.http, camera_id)
         s.fake.join(kept["token"])
         s.fake.join(released["token"])
-        minter = TokenMinter(LIVEKIT_KEY, LIVEKIT_SECRET)
-        stranger = new_reservation_id()  # a valid token, but no reservation was ever made
-        unknown = f"viewer_{stranger}"
-        expires_ms = int(time.time() * 1000) + 600_000
-        s.fake.join(minter.viewer_token(stranger, "intruder", camera_id, expires_ms))
-        async with LiveKitAPI(s.fake.url, LIVEKIT_KEY, LIVEKIT_SECRET) as lk:
-            request = CreateIngressRequest(
-                input_type=IngressInput.WHIP_INPUT,
-                name=publisher_identity("cam-deleted"),
-                room_name=room_name("cam-deleted"),
-                participant_identity=publisher_identity("cam-deleted"),
-            )
-            orphan = await asyncio.wait_for(lk.ingress.create_ingress(request), 5)
-        response = await s.http.delete(
-            f"/api/v1/stream/release/{released['reservation_id']}", headers=HEADERS
-        )
-        assert response.status_code == 200
+        unknown = join_stranger(s.fake, camera_id)
+        orphan = await create_orphan_ingress(s.fake, "cam-deleted")
+        await release(s.http, released["reservation_id"])
 
         def identities() -> set[str]:
             return {p.identity for p in s.fake.participants(room)}
@@ -301,7 +276,7 @@ async def _reserve_latencies(http: httpx.AsyncClient, cameras: list[str], n: int
         response = await http.post(
             "/api/v1/stream/reserve",
             json={**body, "camera_id": cameras[i % len(cameras)]},
-            headers=HEADERS,
+            headers=ADMIN_HEADERS,
             timeout=5,
         )
         latencies.append(time.perf_counter() - started)
@@ -319,11 +294,10 @@ def p99(values: list[float]) -> float:
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_reserve_stays_fast_while_livekit_is_down_or_hanging_and_recovers(
-    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+    docker_api: Any, whip_pusher_image: str, new_stack: NewStack
 ) -> None:
     down, hung = ["cam-down-1", "cam-down-2"], ["cam-hung-1", "cam-hung-2"]
-    await add_cameras(CameraRegistry(client), *down, *hung)
-    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
+    async with new_stack(pusher_env(whip_pusher_image), cameras=[*down, *hung]) as s:
         await s.fake.stop()
         stopped = await _reserve_latencies(s.http, down, 200)
         ready = await s.http.get("/ready")
@@ -346,10 +320,13 @@ async def test_reserve_stays_fast_while_livekit_is_down_or_hanging_and_recovers(
         await eventually(lambda: publishing(hung), 20, "pushers started once LiveKit answers")
         assert (await s.http.get("/ready")).json()["status"] == "ok"
 
-        metrics = (await s.http.get("/metrics")).text
-        errors = [line for line in metrics.splitlines() if line.startswith("cctv_livekit_errors")]
-        assert any('kind="connection"' in line for line in errors), errors
-        assert any('kind="timeout"' in line for line in errors), errors
+        errors = [
+            dict(labels)
+            for (name, labels) in await scrape(s.http)
+            if name.startswith("cctv_livekit_errors")
+        ]
+        assert any(e.get("kind") == "connection" for e in errors), errors
+        assert any(e.get("kind") == "timeout" for e in errors), errors
         print(
             f"reserve p99 with LiveKit stopped {p99(stopped) * 1000:.1f} ms, "
             f"hanging {p99(hanging) * 1000:.1f} ms; max {max(stopped + hanging) * 1000:.1f} ms"
@@ -357,5 +334,5 @@ async def test_reserve_stays_fast_while_livekit_is_down_or_hanging_and_recovers(
         assert p99(stopped) < 0.050 and p99(hanging) < 0.050
         assert max(stopped + hanging) < 2.0, "no request hangs"
         for camera_id in down + hung:
-            assert len(running_pushers(docker_api, camera_id)) == 1
+            assert len(pusher_containers(docker_api, camera_id, running=True)) == 1
     gc.collect()

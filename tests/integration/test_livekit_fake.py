@@ -1,6 +1,6 @@
 """The LiveKit wire fake, driven only through the real `livekit-api` client and real HTTP.
 
-The later tests pin where the fake is as strict as the real server (livekit-wire.md §9).
+The later tests pin where the fake is as strict as the real server.
 """
 
 from __future__ import annotations
@@ -20,14 +20,17 @@ from livekit import api
 from yarl import URL
 
 from tests.fakes.livekit import FakeLiveKit, JoinRejected, WebhookPolicy
+from tests.harness.constants import (
+    LIVEKIT_KEY,
+    LIVEKIT_SECRET,
+    TEST_PUBLISHER,
+    TEST_ROOM,
+    WRONG_SECRET,
+)
+from tests.harness.livekit import viewer_token
 
-KEY = "APIfakeKey"
-SECRET = "fake-livekit-secret-0123456789abcdefghij"  # >= 32 bytes (PyJWT warns below)
-OTHER_SECRET = "another-secret-0123456789abcdefghijklmn"
 TIMEOUT = aiohttp.ClientTimeout(total=2)
 FAST = WebhookPolicy(attempts=3, backoff_seconds=0.01)
-ROOM = "camera_7"
-PUBLISHER = "camera_7_publisher"
 
 Kind = api.ParticipantInfo.Kind
 Status = api.IngressState.Status
@@ -35,15 +38,8 @@ T = TypeVar("T")
 
 
 async def call(aw: Awaitable[T]) -> T:
-    """The client ignores its own timeout for RPCs (livekit-wire.md §1.3)."""
+    """The client ignores its own timeout for RPCs."""
     return await asyncio.wait_for(aw, 2)
-
-
-def viewer_token(identity: str, room: str = ROOM, secret: str = SECRET) -> str:
-    grants = api.VideoGrants(
-        room_join=True, room=room, can_subscribe=True, can_publish=False, can_publish_data=False
-    )
-    return api.AccessToken(KEY, secret).with_identity(identity).with_grants(grants).to_jwt()
 
 
 @dataclass
@@ -63,7 +59,7 @@ class Receiver:
         self.content_types.append(request.headers.get("Content-Type", ""))
         if self.script:
             return web.Response(status=self.script.pop(0))
-        verifier = api.WebhookReceiver(api.TokenVerifier(KEY, SECRET))
+        verifier = api.WebhookReceiver(api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET))
         self.events.append(verifier.receive(body, auth))
         return web.Response(status=200)
 
@@ -88,13 +84,15 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def lk(receiver: Receiver) -> AsyncIterator[FakeLiveKit]:
-    async with FakeLiveKit(KEY, SECRET, webhook_url=receiver.url, webhook_policy=FAST) as fake:
+    async with FakeLiveKit(
+        LIVEKIT_KEY, LIVEKIT_SECRET, webhook_url=receiver.url, webhook_policy=FAST
+    ) as fake:
         yield fake
 
 
 @pytest.fixture
 async def lkapi(lk: FakeLiveKit) -> AsyncIterator[api.LiveKitAPI]:
-    client = api.LiveKitAPI(lk.url, KEY, SECRET, timeout=TIMEOUT)
+    client = api.LiveKitAPI(lk.url, LIVEKIT_KEY, LIVEKIT_SECRET, timeout=TIMEOUT)
     yield client
     await client.aclose()
 
@@ -108,9 +106,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def create_whip_ingress(lkapi: api.LiveKitAPI) -> api.IngressInfo:
     request = api.CreateIngressRequest(
         input_type=api.IngressInput.WHIP_INPUT,
-        name=PUBLISHER,
-        room_name=ROOM,
-        participant_identity=PUBLISHER,
+        name=TEST_PUBLISHER,
+        room_name=TEST_ROOM,
+        participant_identity=TEST_PUBLISHER,
         participant_name="Camera 7",
     )
     return await call(lkapi.ingress.create_ingress(request))
@@ -131,21 +129,23 @@ async def whip_publish(http: aiohttp.ClientSession, info: api.IngressInfo) -> st
 
 
 async def test_rooms_create_list_delete(lkapi: api.LiveKitAPI) -> None:
-    room = await call(lkapi.room.create_room(api.CreateRoomRequest(name=ROOM, empty_timeout=60)))
+    room = await call(
+        lkapi.room.create_room(api.CreateRoomRequest(name=TEST_ROOM, empty_timeout=60))
+    )
     assert room.sid.startswith("RM_") and len(room.sid) == 15
     assert (room.empty_timeout, room.departure_timeout) == (60, 20)
-    again = await call(lkapi.room.create_room(api.CreateRoomRequest(name=ROOM)))
+    again = await call(lkapi.room.create_room(api.CreateRoomRequest(name=TEST_ROOM)))
     assert again.sid == room.sid  # get-or-create
     await call(lkapi.room.create_room(api.CreateRoomRequest(name="camera_8")))
 
     listed = await call(lkapi.room.list_rooms(api.ListRoomsRequest()))
-    assert sorted(r.name for r in listed.rooms) == [ROOM, "camera_8"]
-    some = await call(lkapi.room.list_rooms(api.ListRoomsRequest(names=[ROOM, "nope"])))
-    assert [r.name for r in some.rooms] == [ROOM]
+    assert sorted(r.name for r in listed.rooms) == [TEST_ROOM, "camera_8"]
+    some = await call(lkapi.room.list_rooms(api.ListRoomsRequest(names=[TEST_ROOM, "nope"])))
+    assert [r.name for r in some.rooms] == [TEST_ROOM]
 
-    await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=ROOM)))
+    await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=TEST_ROOM)))
     with pytest.raises(api.TwirpError) as err:
-        await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=ROOM)))
+        await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=TEST_ROOM)))
     assert (err.value.code, err.value.status) == ("not_found", 404)
     assert err.value.message == "requested room does not exist"
 
@@ -155,15 +155,17 @@ async def test_participants_list_get_remove(lk: FakeLiveKit, lkapi: api.LiveKitA
     lk.join(viewer_token("viewer_r2"))
     assert joined.sid.startswith("PA_") and joined.kind == Kind.STANDARD
 
-    listed = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=ROOM)))
+    listed = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=TEST_ROOM)))
     assert sorted(p.identity for p in listed.participants) == ["viewer_r1", "viewer_r2"]
     got = await call(
-        lkapi.room.get_participant(api.RoomParticipantIdentity(room=ROOM, identity="viewer_r1"))
+        lkapi.room.get_participant(
+            api.RoomParticipantIdentity(room=TEST_ROOM, identity="viewer_r1")
+        )
     )
     assert got.sid == joined.sid and got.state == api.ParticipantInfo.State.ACTIVE
     assert got.permission.can_subscribe and not got.permission.can_publish
 
-    target = api.RoomParticipantIdentity(room=ROOM, identity="viewer_r1")
+    target = api.RoomParticipantIdentity(room=TEST_ROOM, identity="viewer_r1")
     await call(lkapi.room.remove_participant(target))
     for attempt in (lkapi.room.get_participant, lkapi.room.remove_participant):
         with pytest.raises(api.TwirpError) as err:
@@ -174,24 +176,24 @@ async def test_participants_list_get_remove(lk: FakeLiveKit, lkapi: api.LiveKitA
     empty = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room="nope")))
     assert list(empty.participants) == []
 
-    lk.leave(ROOM, "viewer_r2")
-    assert lk.participants(ROOM) == []
+    lk.leave(TEST_ROOM, "viewer_r2")
+    assert lk.participants(TEST_ROOM) == []
     with pytest.raises(JoinRejected):
-        lk.join(viewer_token("viewer_r3", secret=OTHER_SECRET))
+        lk.join(viewer_token("viewer_r3", secret=WRONG_SECRET))
 
 
 async def test_jwt_checks(lk: FakeLiveKit, http: aiohttp.ClientSession) -> None:
-    wrong = api.LiveKitAPI(lk.url, KEY, OTHER_SECRET, timeout=TIMEOUT)
+    wrong = api.LiveKitAPI(lk.url, LIVEKIT_KEY, WRONG_SECRET, timeout=TIMEOUT)
     viewer = api.LiveKitAPI.with_token(viewer_token("viewer_r1"), lk.url, timeout=TIMEOUT)
     expired_token = (
-        api.AccessToken(KEY, SECRET)
+        api.AccessToken(LIVEKIT_KEY, LIVEKIT_SECRET)
         .with_ttl(timedelta(minutes=-5))
         .with_grants(api.VideoGrants(room_list=True))
         .to_jwt()
     )
     expired = api.LiveKitAPI.with_token(expired_token, lk.url, timeout=TIMEOUT)
     other_room = api.LiveKitAPI.with_token(
-        api.AccessToken(KEY, SECRET)
+        api.AccessToken(LIVEKIT_KEY, LIVEKIT_SECRET)
         .with_grants(api.VideoGrants(room_admin=True, room="camera_8"))
         .to_jwt(),
         lk.url,
@@ -207,7 +209,7 @@ async def test_jwt_checks(lk: FakeLiveKit, http: aiohttp.ClientSession) -> None:
         denied = [
             viewer.room.list_rooms(api.ListRoomsRequest()),
             viewer.ingress.list_ingress(api.ListIngressRequest()),
-            other_room.room.list_participants(api.ListParticipantsRequest(room=ROOM)),
+            other_room.room.list_participants(api.ListParticipantsRequest(room=TEST_ROOM)),
         ]
         for attempt in denied:
             with pytest.raises(api.TwirpError) as err:
@@ -229,7 +231,11 @@ async def test_jwt_checks(lk: FakeLiveKit, http: aiohttp.ClientSession) -> None:
 
 
 async def test_twirp_routing_and_json(lk: FakeLiveKit, http: aiohttp.ClientSession) -> None:
-    token = api.AccessToken(KEY, SECRET).with_grants(api.VideoGrants(room_create=True)).to_jwt()
+    token = (
+        api.AccessToken(LIVEKIT_KEY, LIVEKIT_SECRET)
+        .with_grants(api.VideoGrants(room_create=True))
+        .to_jwt()
+    )
     auth = {"Authorization": f"Bearer {token}"}
     base = lk.url + "/twirp/livekit.RoomService/"
     async with http.get(base + "CreateRoom", headers=auth) as r:
@@ -243,10 +249,10 @@ async def test_twirp_routing_and_json(lk: FakeLiveKit, http: aiohttp.ClientSessi
     bad = {**auth, "Content-Type": "application/protobuf"}
     async with http.post(base + "CreateRoom", headers=bad, data=b"\xff\xff") as r:
         assert (r.status, (await r.json())["code"]) == (400, "malformed")
-    async with http.post(base + "CreateRoom", headers=auth, json={"name": ROOM}) as r:
+    async with http.post(base + "CreateRoom", headers=auth, json={"name": TEST_ROOM}) as r:
         assert (r.status, r.content_type) == (200, "application/json")
         room = await r.json()
-        assert room["name"] == ROOM and room["empty_timeout"] == 300
+        assert room["name"] == TEST_ROOM and room["empty_timeout"] == 300
         assert room["num_participants"] == 0  # defaults emitted, proto field names
 
 
@@ -254,7 +260,7 @@ async def test_duplicate_identity_evicts_older_session(lk: FakeLiveKit, receiver
     first = lk.join(viewer_token("viewer_r1"))
     second = lk.join(viewer_token("viewer_r1"))
     assert second.sid != first.sid
-    assert [p.sid for p in lk.participants(ROOM)] == [second.sid]
+    assert [p.sid for p in lk.participants(TEST_ROOM)] == [second.sid]
 
     await lk.drain_webhooks()
     assert receiver.names == [
@@ -280,7 +286,7 @@ async def test_ingress_create_list_delete(lk: FakeLiveKit, lkapi: api.LiveKitAPI
     assert info.bypass_transcoding and info.state.status == Status.ENDPOINT_INACTIVE
 
     everything = await call(lkapi.ingress.list_ingress(api.ListIngressRequest()))
-    by_room = await call(lkapi.ingress.list_ingress(api.ListIngressRequest(room_name=ROOM)))
+    by_room = await call(lkapi.ingress.list_ingress(api.ListIngressRequest(room_name=TEST_ROOM)))
     by_id = api.ListIngressRequest(ingress_id=info.ingress_id)
     assert [i.ingress_id for i in everything.items] == [info.ingress_id]
     assert [i.ingress_id for i in by_room.items] == [info.ingress_id]
@@ -318,10 +324,10 @@ async def test_whip_brings_ingress_participant_in_and_out(
     session_url = await whip_publish(http, info)
     await lk.settle()
 
-    listed = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=ROOM)))
+    listed = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=TEST_ROOM)))
     kinds = {p.identity: p.kind for p in listed.participants}
-    assert kinds == {PUBLISHER: Kind.INGRESS, "viewer_r1": Kind.STANDARD}
-    rooms = await call(lkapi.room.list_rooms(api.ListRoomsRequest(names=[ROOM])))
+    assert kinds == {TEST_PUBLISHER: Kind.INGRESS, "viewer_r1": Kind.STANDARD}
+    rooms = await call(lkapi.room.list_rooms(api.ListRoomsRequest(names=[TEST_ROOM])))
     assert rooms.rooms[0].num_participants == 2  # the ingress participant counts
     active = (await call(lkapi.ingress.list_ingress(api.ListIngressRequest()))).items[0]
     assert active.state.status == Status.ENDPOINT_PUBLISHING
@@ -335,9 +341,9 @@ async def test_whip_brings_ingress_participant_in_and_out(
         assert r.status == 200
     async with http.delete(session_url) as r:
         assert r.status == 404
-    listed = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=ROOM)))
+    listed = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=TEST_ROOM)))
     assert [p.identity for p in listed.participants] == ["viewer_r1"]
-    rooms = await call(lkapi.room.list_rooms(api.ListRoomsRequest(names=[ROOM])))
+    rooms = await call(lkapi.room.list_rooms(api.ListRoomsRequest(names=[TEST_ROOM])))
     assert rooms.rooms[0].num_participants == 1
     ended = (await call(lkapi.ingress.list_ingress(api.ListIngressRequest()))).items[0]
     assert ended.state.status == Status.ENDPOINT_INACTIVE and ended.state.ended_at > 0
@@ -349,7 +355,7 @@ async def test_whip_brings_ingress_participant_in_and_out(
 
     await lk.drain_webhooks()
     started = [e for e in receiver.events if e.event == "ingress_started"]
-    assert started[0].room.name == ROOM and not started[0].room.sid  # minimal room
+    assert started[0].room.name == TEST_ROOM and not started[0].room.sid  # minimal room
     ended_events = [e for e in receiver.events if e.event == "ingress_ended"]
     assert ended_events[0].ingress_info.state.status == Status.ENDPOINT_INACTIVE
     joins = [e.participant for e in receiver.events if e.event == "participant_joined"]
@@ -359,10 +365,10 @@ async def test_whip_brings_ingress_participant_in_and_out(
 async def test_webhooks_are_signed_without_bearer(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI, receiver: Receiver
 ) -> None:
-    await call(lkapi.room.create_room(api.CreateRoomRequest(name=ROOM)))
+    await call(lkapi.room.create_room(api.CreateRoomRequest(name=TEST_ROOM)))
     lk.join(viewer_token("viewer_r1"))
-    lk.leave(ROOM, "viewer_r1")
-    await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=ROOM)))
+    lk.leave(TEST_ROOM, "viewer_r1")
+    await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=TEST_ROOM)))
     await lk.drain_webhooks()
 
     assert receiver.names == [
@@ -394,7 +400,7 @@ async def test_webhook_retries_keep_the_same_id(lk: FakeLiveKit, receiver: Recei
     assert receiver.names == ["room_started", "participant_joined"]  # order kept
 
     receiver.script = [400]  # a 4xx counts as delivered: no retry
-    lk.leave(ROOM, "viewer_r1")
+    lk.leave(TEST_ROOM, "viewer_r1")
     await lk.drain_webhooks()
     assert (lk.webhook_log[-1].status, lk.webhook_log[-1].outcome) == (400, "delivered")
 
@@ -407,24 +413,24 @@ async def test_webhook_retries_keep_the_same_id(lk: FakeLiveKit, receiver: Recei
 
 async def test_crafted_events_duplicates_and_tampering(lk: FakeLiveKit, receiver: Receiver) -> None:
     participant = api.ParticipantInfo(sid="PA_abcdefghijkm", identity="viewer_r9")
-    event = lk.new_event("participant_left", room=api.Room(name=ROOM), participant=participant)
+    event = lk.new_event("participant_left", room=api.Room(name=TEST_ROOM), participant=participant)
     signed = lk.sign_event(event)
     assert await lk.post_webhook(signed) == 200
     assert await lk.post_webhook(signed) == 200  # a duplicate: same id
     assert [e.id for e in receiver.events] == [event.id, event.id]
 
-    verifier = api.WebhookReceiver(api.TokenVerifier(KEY, SECRET))
+    verifier = api.WebhookReceiver(api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET))
     with pytest.raises(Exception, match="hash mismatch"):
         verifier.receive(signed.body.replace("viewer_r9", "viewer_r8"), signed.authorization)
     assert lk.events == []  # crafted events are not part of the fake's own history
 
-    lk.enqueue_event(lk.new_event("room_finished", room=api.Room(name=ROOM)))
+    lk.enqueue_event(lk.new_event("room_finished", room=api.Room(name=TEST_ROOM)))
     await lk.drain_webhooks()
     assert receiver.names[-1] == "room_finished"
 
 
 async def test_stop_and_start_on_the_same_port(lk: FakeLiveKit, lkapi: api.LiveKitAPI) -> None:
-    await call(lkapi.room.create_room(api.CreateRoomRequest(name=ROOM)))
+    await call(lkapi.room.create_room(api.CreateRoomRequest(name=TEST_ROOM)))
     port = lk.port
     await lk.stop()
     with pytest.raises(aiohttp.ClientConnectionError):
@@ -432,7 +438,7 @@ async def test_stop_and_start_on_the_same_port(lk: FakeLiveKit, lkapi: api.LiveK
     await lk.start()
     assert lk.port == port
     listed = await call(lkapi.room.list_rooms(api.ListRoomsRequest()))
-    assert [r.name for r in listed.rooms] == [ROOM]  # state survives a restart
+    assert [r.name for r in listed.rooms] == [TEST_ROOM]  # state survives a restart
 
 
 async def test_hang_until_released(lk: FakeLiveKit, lkapi: api.LiveKitAPI) -> None:
@@ -461,8 +467,8 @@ async def test_stop_drops_hung_requests(lk: FakeLiveKit, lkapi: api.LiveKitAPI) 
 
 
 async def test_join_needs_room_join_grant(lk: FakeLiveKit) -> None:
-    no_join = api.AccessToken(KEY, SECRET).with_identity("viewer_r1")
-    no_join.with_grants(api.VideoGrants(room=ROOM))
+    no_join = api.AccessToken(LIVEKIT_KEY, LIVEKIT_SECRET).with_identity("viewer_r1")
+    no_join.with_grants(api.VideoGrants(room=TEST_ROOM))
     with pytest.raises(JoinRejected) as err:
         lk.join(no_join.to_jwt())
     assert err.value.status == 401
@@ -483,7 +489,7 @@ async def test_delete_room_ends_the_whip_session(
     info = await create_whip_ingress(lkapi)
     await whip_publish(http, info)
     await lk.settle()
-    await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=ROOM)))
+    await call(lkapi.room.delete_room(api.DeleteRoomRequest(room=TEST_ROOM)))
     assert lk.whip_sessions == {}
     assert lk.ingresses()[info.ingress_id].state.status == Status.ENDPOINT_INACTIVE
     names = [e.event for e in lk.events]
@@ -492,11 +498,11 @@ async def test_delete_room_ends_the_whip_session(
 
 async def test_idle_rooms_close_with_an_injected_clock() -> None:
     now = [1_000.0]
-    async with FakeLiveKit(KEY, SECRET, clock=lambda: now[0]) as lk:
+    async with FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET, clock=lambda: now[0]) as lk:
         lk.join(viewer_token("viewer_r1"))
-        lk.leave(ROOM, "viewer_r1")
+        lk.leave(TEST_ROOM, "viewer_r1")
         assert lk.close_idle_rooms(now[0] + 19) == []
-        assert lk.close_idle_rooms(now[0] + 20) == [ROOM]  # departure_timeout
+        assert lk.close_idle_rooms(now[0] + 20) == [TEST_ROOM]  # departure_timeout
         assert lk.events[-1].event == "room_finished"
 
 
@@ -537,8 +543,8 @@ async def upstream() -> AsyncIterator[Upstream]:
 async def test_whip_offer_forwarded_upstream(
     http: aiohttp.ClientSession, upstream: Upstream
 ) -> None:
-    async with FakeLiveKit(KEY, SECRET, whip_upstream=upstream.url) as lk:
-        async with api.LiveKitAPI(lk.url, KEY, SECRET, timeout=TIMEOUT) as client:
+    async with FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET, whip_upstream=upstream.url) as lk:
+        async with api.LiveKitAPI(lk.url, LIVEKIT_KEY, LIVEKIT_SECRET, timeout=TIMEOUT) as client:
             info = await create_whip_ingress(client)
         headers = {"Authorization": info.stream_key, "Content-Type": "application/sdp"}
         async with http.post(info.url, data="v=0 offer", headers=headers) as r:
@@ -550,13 +556,13 @@ async def test_whip_offer_forwarded_upstream(
     assert upstream.seen == ["POST v=0 offer", "DELETE 1"]
 
 
-# ---- as strict as the real server (livekit-wire.md §9) --------------------------------------
+# ---- as strict as the real server --------------------------------------
 async def ingress_state(lkapi: api.LiveKitAPI, ingress_id: str) -> api.IngressState:
     listed = await call(lkapi.ingress.list_ingress(api.ListIngressRequest(ingress_id=ingress_id)))
     return listed.items[0].state
 
 
-async def listed(lkapi: api.LiveKitAPI, room: str = ROOM) -> list[api.ParticipantInfo]:
+async def listed(lkapi: api.LiveKitAPI, room: str = TEST_ROOM) -> list[api.ParticipantInfo]:
     found = await call(lkapi.room.list_participants(api.ListParticipantsRequest(room=room)))
     return list(found.participants)
 
@@ -564,7 +570,7 @@ async def listed(lkapi: api.LiveKitAPI, room: str = ROOM) -> list[api.Participan
 async def test_whip_post_buffers_then_publishes_after_the_delay(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
-    """§9.5: 201 at once in BUFFERING (no webhook); PUBLISHING, ingress_started and the
+    """201 at once in BUFFERING (no webhook); PUBLISHING, ingress_started and the
     ingress participant's join only after the publish delay."""
     info = await create_whip_ingress(lkapi)
     posted = time.monotonic()
@@ -583,8 +589,8 @@ async def test_whip_post_buffers_then_publishes_after_the_delay(
     assert publishing.status == Status.ENDPOINT_PUBLISHING
     assert publishing.started_at == buffering.started_at
     assert publishing.updated_at >= publishing.started_at
-    assert publishing.room_id == lk.rooms()[ROOM].sid
-    assert [(p.identity, p.kind) for p in await listed(lkapi)] == [(PUBLISHER, Kind.INGRESS)]
+    assert publishing.room_id == lk.rooms()[TEST_ROOM].sid
+    assert [(p.identity, p.kind) for p in await listed(lkapi)] == [(TEST_PUBLISHER, Kind.INGRESS)]
     await lk.drain_webhooks()
     assert receiver.names == ["room_started", "ingress_started", "participant_joined"]
 
@@ -599,13 +605,13 @@ async def test_whip_post_buffers_then_publishes_after_the_delay(
 async def test_fail_next_publish_ends_in_error_and_tears_the_session_down(
     http: aiohttp.ClientSession, upstream: Upstream, receiver: Receiver
 ) -> None:
-    """§9.5: ERROR "source encoder not ready" with ingress_ended, never PUBLISHING; the WHIP
+    """ERROR "source encoder not ready" with ingress_ended, never PUBLISHING; the WHIP
     resource is gone and the upstream session is DELETEd (a real pusher loses its peer)."""
     async with FakeLiveKit(
-        KEY, SECRET, receiver.url, webhook_policy=FAST, whip_upstream=upstream.url
+        LIVEKIT_KEY, LIVEKIT_SECRET, receiver.url, webhook_policy=FAST, whip_upstream=upstream.url
     ) as lk:
         lk.no_response_seconds = 0.05
-        async with api.LiveKitAPI(lk.url, KEY, SECRET, timeout=TIMEOUT) as client:
+        async with api.LiveKitAPI(lk.url, LIVEKIT_KEY, LIVEKIT_SECRET, timeout=TIMEOUT) as client:
             info = await create_whip_ingress(client)
             lk.fail_next_publish(info.ingress_id)
             headers = {"Authorization": f"Bearer {info.stream_key}"}
@@ -630,7 +636,7 @@ async def test_fail_next_publish_ends_in_error_and_tears_the_session_down(
             )
         await lk.drain_webhooks()
     ended = receiver.events[0]
-    assert ended.event == "ingress_ended" and ended.room.name == ROOM
+    assert ended.event == "ingress_ended" and ended.room.name == TEST_ROOM
     assert ended.ingress_info.state.status == Status.ENDPOINT_ERROR
     assert ended.ingress_info.state.error == "source encoder not ready"
     assert receiver.names[1:] == ["room_started", "ingress_started", "participant_joined"]
@@ -639,7 +645,7 @@ async def test_fail_next_publish_ends_in_error_and_tears_the_session_down(
 async def test_a_second_whip_post_evicts_the_first_publisher(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
-    """§9.6: accepted (no 409); the new session's participant evicts the old one with
+    """accepted (no 409); the new session's participant evicts the old one with
     DUPLICATE_IDENTITY, and the old resource is gone (404 after the psrpc timeout)."""
     lk.no_response_seconds = 0.3
     info = await create_whip_ingress(lkapi)
@@ -655,7 +661,7 @@ async def test_a_second_whip_post_evicts_the_first_publisher(
 
     await lk.settle()
     [second] = await listed(lkapi)
-    assert second.identity == PUBLISHER and second.sid != first.sid
+    assert second.identity == TEST_PUBLISHER and second.sid != first.sid
     assert (await ingress_state(lkapi, info.ingress_id)).status == Status.ENDPOINT_PUBLISHING
     await lk.drain_webhooks()
     assert receiver.names[-3:] == ["ingress_started", "participant_left", "participant_joined"]
@@ -679,38 +685,40 @@ async def test_a_second_whip_post_evicts_the_first_publisher(
 async def test_a_ghost_participant_cannot_be_removed(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI, receiver: Receiver
 ) -> None:
-    """§9.2: a record left in the store by an unclean stop is listed ACTIVE, sends no webhook,
+    """a record left in the store by an unclean stop is listed ACTIVE, sends no webhook,
     and RemoveParticipant answers 503 `unavailable` after the psrpc timeout."""
     lk.no_response_seconds = 0.3
     info = await create_whip_ingress(lkapi)
-    viewer = lk.ghost(ROOM, "viewer_r1")
-    publisher = lk.ghost(ROOM, PUBLISHER, Kind.INGRESS)
+    viewer = lk.ghost(TEST_ROOM, "viewer_r1")
+    publisher = lk.ghost(TEST_ROOM, TEST_PUBLISHER, Kind.INGRESS)
     assert publisher.attributes["ingress.ingressID"] == info.ingress_id
     people = {p.identity: (p.kind, p.state) for p in await listed(lkapi)}
     assert people == {
         "viewer_r1": (Kind.STANDARD, api.ParticipantInfo.State.ACTIVE),
-        PUBLISHER: (Kind.INGRESS, api.ParticipantInfo.State.ACTIVE),
+        TEST_PUBLISHER: (Kind.INGRESS, api.ParticipantInfo.State.ACTIVE),
     }
     assert (await ingress_state(lkapi, info.ingress_id)).status == Status.ENDPOINT_INACTIVE
     [room] = (await call(lkapi.room.list_rooms(api.ListRoomsRequest()))).rooms
     assert room.num_participants == 2  # the store's stale count
 
-    for identity in ("viewer_r1", PUBLISHER):
+    for identity in ("viewer_r1", TEST_PUBLISHER):
         started = time.monotonic()
-        target = api.RoomParticipantIdentity(room=ROOM, identity=identity)
+        target = api.RoomParticipantIdentity(room=TEST_ROOM, identity=identity)
         with pytest.raises(api.TwirpError) as err:
             await call(lkapi.room.remove_participant(target))
         assert (err.value.code, err.value.status) == ("unavailable", 503)
         assert err.value.message == "no response from servers"
         assert time.monotonic() - started >= 0.25
     got = await call(
-        lkapi.room.get_participant(api.RoomParticipantIdentity(room=ROOM, identity="viewer_r1"))
+        lkapi.room.get_participant(
+            api.RoomParticipantIdentity(room=TEST_ROOM, identity="viewer_r1")
+        )
     )
     assert got.sid == viewer.sid  # still in the store
 
     joined = lk.join(viewer_token("viewer_r1"))  # a real join overwrites the record silently
     assert {p.identity: p.sid for p in await listed(lkapi)}["viewer_r1"] == joined.sid
-    lk.remove_ghost(ROOM, PUBLISHER)
+    lk.remove_ghost(TEST_ROOM, TEST_PUBLISHER)
     assert [p.identity for p in await listed(lkapi)] == ["viewer_r1"]
     await lk.drain_webhooks()
     assert receiver.names == ["room_started", "participant_joined"]  # the join only
@@ -719,20 +727,20 @@ async def test_a_ghost_participant_cannot_be_removed(
 async def test_a_viewer_that_never_connects_is_aborted_not_left(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI, receiver: Receiver
 ) -> None:
-    """§9.10-11: JOINING is listed; participant_joined only at ACTIVE; a participant that never
+    """JOINING is listed; participant_joined only at ACTIVE; a participant that never
     connected gets participant_connection_aborted."""
     joining = lk.begin_join(viewer_token("viewer_r1"))
     [listed_one] = await listed(lkapi)
     assert (listed_one.sid, listed_one.state) == (joining.sid, api.ParticipantInfo.State.JOINING)
     await lk.drain_webhooks()
     assert receiver.names == ["room_started"]
-    lk.abort_join(ROOM, "viewer_r1")
+    lk.abort_join(TEST_ROOM, "viewer_r1")
     assert await listed(lkapi) == []
 
     lk.begin_join(viewer_token("viewer_r2"))
-    active = lk.activate(ROOM, "viewer_r2")
+    active = lk.activate(TEST_ROOM, "viewer_r2")
     assert active.state == api.ParticipantInfo.State.ACTIVE
-    lk.leave(ROOM, "viewer_r2")
+    lk.leave(TEST_ROOM, "viewer_r2")
     await lk.drain_webhooks()
     assert receiver.names == [
         "room_started",
@@ -749,14 +757,14 @@ async def test_a_viewer_that_never_connects_is_aborted_not_left(
 async def test_create_room_keeps_a_live_rooms_timeouts(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI
 ) -> None:
-    """§9.9: CreateRoom on a live room ignores the request's timeouts; a room an early viewer
+    """CreateRoom on a live room ignores the request's timeouts; a room an early viewer
     auto-created keeps the server defaults."""
     create = lkapi.room.create_room
     room = await call(
-        create(api.CreateRoomRequest(name=ROOM, empty_timeout=60, departure_timeout=10))
+        create(api.CreateRoomRequest(name=TEST_ROOM, empty_timeout=60, departure_timeout=10))
     )
     again = await call(
-        create(api.CreateRoomRequest(name=ROOM, empty_timeout=120, departure_timeout=15))
+        create(api.CreateRoomRequest(name=TEST_ROOM, empty_timeout=120, departure_timeout=15))
     )
     assert again.sid == room.sid
     assert (again.empty_timeout, again.departure_timeout) == (60, 10)
@@ -768,11 +776,11 @@ async def test_create_room_keeps_a_live_rooms_timeouts(
     assert (early.empty_timeout, early.departure_timeout) == (300, 20)
 
     lk.create_room_overwrites_live = True  # the fake's old behaviour, on request
-    later = await call(create(api.CreateRoomRequest(name=ROOM, empty_timeout=120)))
+    later = await call(create(api.CreateRoomRequest(name=TEST_ROOM, empty_timeout=120)))
     assert (later.empty_timeout, later.departure_timeout) == (120, 10)
 
 
-# twirp.ServerHTTPStatusFromErrorCode, independently of the fake's table (§2.2).
+# twirp.ServerHTTPStatusFromErrorCode, independently of the fake's table.
 TWIRP_STATUSES = {
     "canceled": 408, "unknown": 500, "invalid_argument": 400, "malformed": 400,
     "deadline_exceeded": 408, "not_found": 404, "bad_route": 404, "already_exists": 409,
@@ -794,11 +802,11 @@ async def test_every_twirp_code_has_its_http_status(lk: FakeLiveKit, lkapi: api.
 
 
 async def test_scripted_408_and_503_for_retries(lk: FakeLiveKit, lkapi: api.LiveKitAPI) -> None:
-    """§9.3: a given RPC answers 408 deadline_exceeded / 503 unavailable N times, before or
+    """a given RPC answers 408 deadline_exceeded / 503 unavailable N times, before or
     after the call took effect."""
     lk.join(viewer_token("viewer_r1"))
     lk.join(viewer_token("viewer_r2"))
-    target = api.RoomParticipantIdentity(room=ROOM, identity="viewer_r1")
+    target = api.RoomParticipantIdentity(room=TEST_ROOM, identity="viewer_r1")
     lk.fail_rpc("livekit.RoomService/RemoveParticipant", "deadline_exceeded", times=2)
     lk.fail_rpc("RemoveParticipant", "unavailable")
     seen = []
@@ -815,7 +823,7 @@ async def test_scripted_408_and_503_for_retries(lk: FakeLiveKit, lkapi: api.Live
     await call(lkapi.room.remove_participant(target))  # the script is used up
 
     lk.fail_rpc("RemoveParticipant", "deadline_exceeded", after=True)
-    other = api.RoomParticipantIdentity(room=ROOM, identity="viewer_r2")
+    other = api.RoomParticipantIdentity(room=TEST_ROOM, identity="viewer_r2")
     with pytest.raises(api.TwirpError) as err:
         await call(lkapi.room.remove_participant(other))
     assert err.value.status == 408
@@ -836,7 +844,7 @@ async def test_whip_delete_details(
     http: aiohttp.ClientSession,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """§9.7: an unknown resource answers 404 after about a second; a wrong stream key on a
+    """an unknown resource answers 404 after about a second; a wrong stream key on a
     known resource is only logged."""
     info = await create_whip_ingress(lkapi)
     session_url = await whip_publish(http, info)
@@ -857,7 +865,7 @@ async def test_whip_delete_details(
 async def test_whip_patch_and_unchecked_content_type(
     lk: FakeLiveKit, lkapi: api.LiveKitAPI, http: aiohttp.ClientSession
 ) -> None:
-    """§9.7: no Content-Type/Accept check; PATCH is an ICE restart only (`If-Match: *`)."""
+    """no Content-Type/Accept check; PATCH is an ICE restart only (`If-Match: *`)."""
     lk.no_response_seconds = 0.05
     info = await create_whip_ingress(lkapi)
     headers = {"Authorization": f"Bearer {info.stream_key}", "Content-Type": "text/plain"}

@@ -16,21 +16,17 @@ from prometheus_client import CollectorRegistry
 from orchestrator.errors import LiveKitRejected, LiveKitUnavailable
 from orchestrator.livekit.gateway import LiveKitGateway
 from tests.fakes.livekit import FakeLiveKit
+from tests.harness.constants import (
+    LIVEKIT_KEY,
+    LIVEKIT_SECRET,
+    TEST_PUBLISHER,
+    TEST_ROOM,
+    WRONG_SECRET,
+)
+from tests.harness.livekit import viewer_token
 
-KEY = "APIgatewayKey"
-SECRET = "gateway-livekit-secret-0123456789abcdefgh"  # >= 32 bytes (PyJWT warns below)
-OTHER_SECRET = "not-the-livekit-secret-0123456789abcdefgh"
-ROOM = "camera_7"
-PUBLISHER = "camera_7_publisher"
 TIMEOUT = 0.3
 ATTEMPTS = 3
-
-
-def viewer_token(identity: str, room: str = ROOM) -> str:
-    grants = api.VideoGrants(
-        room_join=True, room=room, can_subscribe=True, can_publish=False, can_publish_data=False
-    )
-    return api.AccessToken(KEY, SECRET).with_identity(identity).with_grants(grants).to_jwt()
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -47,7 +43,7 @@ def assert_secret_free(gateway: LiveKitGateway, exc: BaseException, *secrets: st
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeLiveKit]:
-    async with FakeLiveKit(KEY, SECRET) as lk:
+    async with FakeLiveKit(LIVEKIT_KEY, LIVEKIT_SECRET) as lk:
         yield lk
 
 
@@ -59,7 +55,12 @@ def registry() -> CollectorRegistry:
 @pytest.fixture
 async def gateway(fake: FakeLiveKit, registry: CollectorRegistry) -> AsyncIterator[LiveKitGateway]:
     gw = LiveKitGateway(
-        fake.url, KEY, SECRET, timeout_seconds=TIMEOUT, attempts=ATTEMPTS, registry=registry
+        fake.url,
+        LIVEKIT_KEY,
+        LIVEKIT_SECRET,
+        timeout_seconds=TIMEOUT,
+        attempts=ATTEMPTS,
+        registry=registry,
     )
     await gw.start()
     yield gw
@@ -67,7 +68,9 @@ async def gateway(fake: FakeLiveKit, registry: CollectorRegistry) -> AsyncIterat
 
 
 async def test_lifecycle_and_ping(fake: FakeLiveKit, registry: CollectorRegistry) -> None:
-    gw = LiveKitGateway(fake.url, KEY, SECRET, timeout_seconds=TIMEOUT, registry=registry)
+    gw = LiveKitGateway(
+        fake.url, LIVEKIT_KEY, LIVEKIT_SECRET, timeout_seconds=TIMEOUT, registry=registry
+    )
     with pytest.raises(LiveKitUnavailable, match="not started"):
         await gw.list_rooms()
     await gw.start()
@@ -84,22 +87,22 @@ async def test_lifecycle_and_ping(fake: FakeLiveKit, registry: CollectorRegistry
     assert value(registry, "cctv_livekit_requests_total", **unavailable) == 1
     assert (gw.healthy, gw.last_error) == (False, "livekit ping: gateway not started")
     with pytest.raises(ValueError, match="must all be set"):
-        LiveKitGateway(fake.url, KEY, "")
+        LiveKitGateway(fake.url, LIVEKIT_KEY, "")
 
 
 async def test_ensure_room_is_idempotent_and_a_live_room_keeps_its_timeouts(
     fake: FakeLiveKit, gateway: LiveKitGateway, registry: CollectorRegistry
 ) -> None:
-    room = await gateway.ensure_room(ROOM, empty_timeout=60, departure_timeout=10)
-    assert room.name == ROOM and room.sid.startswith("RM_")
+    room = await gateway.ensure_room(TEST_ROOM, empty_timeout=60, departure_timeout=10)
+    assert room.name == TEST_ROOM and room.sid.startswith("RM_")
     assert (room.empty_timeout, room.departure_timeout) == (60, 10)
-    again = await gateway.ensure_room(ROOM, empty_timeout=120, departure_timeout=15)
+    again = await gateway.ensure_room(TEST_ROOM, empty_timeout=120, departure_timeout=15)
     assert again.sid == room.sid
-    # LiveKit ignores the request's timeouts for a room that is live (livekit-wire §9.9).
+    # LiveKit ignores the request's timeouts for a room that is live.
     assert (again.empty_timeout, again.departure_timeout) == (60, 10)
-    assert fake.rooms()[ROOM].empty_timeout == 60
+    assert fake.rooms()[TEST_ROOM].empty_timeout == 60
     await gateway.ensure_room("camera_8", empty_timeout=30, departure_timeout=5)
-    assert sorted(r.name for r in await gateway.list_rooms()) == [ROOM, "camera_8"]
+    assert sorted(r.name for r in await gateway.list_rooms()) == [TEST_ROOM, "camera_8"]
 
     ok = {"operation": "ensure_room", "outcome": "ok"}
     assert value(registry, "cctv_livekit_requests_total", **ok) == 3
@@ -108,7 +111,9 @@ async def test_ensure_room_is_idempotent_and_a_live_room_keeps_its_timeouts(
     assert (gateway.healthy, gateway.last_error) == (True, None)
     # Only the registry passed in holds the metrics, never the process-global one.
     assert prometheus_client.REGISTRY.get_sample_value("cctv_livekit_requests_total", ok) is None
-    LiveKitGateway(fake.url, KEY, SECRET)  # no registry: nothing registered, no clash
+    LiveKitGateway(
+        fake.url, LIVEKIT_KEY, LIVEKIT_SECRET
+    )  # no registry: nothing registered, no clash
 
 
 async def test_participants_list_and_remove(
@@ -116,13 +121,13 @@ async def test_participants_list_and_remove(
 ) -> None:
     fake.join(viewer_token("viewer_r1"))
     fake.join(viewer_token("viewer_r2"))
-    people = await gateway.list_participants(ROOM)
+    people = await gateway.list_participants(TEST_ROOM)
     assert sorted(p.identity for p in people) == ["viewer_r1", "viewer_r2"]
     assert await gateway.list_participants("no_such_room") == []
 
-    assert await gateway.remove_participant(ROOM, "viewer_r1") is True
-    assert [p.identity for p in await gateway.list_participants(ROOM)] == ["viewer_r2"]
-    assert await gateway.remove_participant(ROOM, "viewer_r1") is False
+    assert await gateway.remove_participant(TEST_ROOM, "viewer_r1") is True
+    assert [p.identity for p in await gateway.list_participants(TEST_ROOM)] == ["viewer_r2"]
+    assert await gateway.remove_participant(TEST_ROOM, "viewer_r1") is False
     assert await gateway.remove_participant("no_such_room", "viewer_r2") is False
 
     labels = {"operation": "remove_participant"}
@@ -136,12 +141,14 @@ async def test_participants_list_and_remove(
 async def test_whip_ingress_create_get_list_delete(
     fake: FakeLiveKit, gateway: LiveKitGateway
 ) -> None:
-    info = await gateway.create_whip_ingress(name=PUBLISHER, room_name=ROOM, identity=PUBLISHER)
+    info = await gateway.create_whip_ingress(
+        name=TEST_PUBLISHER, room_name=TEST_ROOM, identity=TEST_PUBLISHER
+    )
     assert info.ingress_id.startswith("IN_") and info.stream_key
     assert info.input_type == api.IngressInput.WHIP_INPUT
     assert info.HasField("enable_transcoding") and info.enable_transcoding is False
-    assert (info.name, info.room_name) == (PUBLISHER, ROOM)
-    assert (info.participant_identity, info.participant_name) == (PUBLISHER, PUBLISHER)
+    assert (info.name, info.room_name) == (TEST_PUBLISHER, TEST_ROOM)
+    assert (info.participant_identity, info.participant_name) == (TEST_PUBLISHER, TEST_PUBLISHER)
     assert info.url == fake.whip_url
     other = await gateway.create_whip_ingress(name="cam8", room_name="camera_8", identity="cam8")
 
@@ -151,7 +158,7 @@ async def test_whip_ingress_create_get_list_delete(
     assert await gateway.get_ingress("") is None  # ListIngress lists all for "": not one of them
     every = {i.ingress_id for i in await gateway.list_ingresses()}
     assert every == {info.ingress_id, other.ingress_id}
-    assert [i.ingress_id for i in await gateway.list_ingresses(ROOM)] == [info.ingress_id]
+    assert [i.ingress_id for i in await gateway.list_ingresses(TEST_ROOM)] == [info.ingress_id]
 
     assert await gateway.delete_ingress(info.ingress_id) is True
     assert await gateway.delete_ingress(info.ingress_id) is False
@@ -163,7 +170,7 @@ async def test_invalid_request_is_rejected_once(
     fake: FakeLiveKit, gateway: LiveKitGateway, registry: CollectorRegistry
 ) -> None:
     with pytest.raises(LiveKitRejected) as err:
-        await gateway.create_whip_ingress(name="x", room_name=ROOM, identity="")
+        await gateway.create_whip_ingress(name="x", room_name=TEST_ROOM, identity="")
     assert (err.value.twirp_code, err.value.status) == ("invalid_argument", 400)
     assert "no participant identity" in str(err.value)
     assert fake.twirp_calls == ["livekit.Ingress/CreateIngress"]  # no retry
@@ -177,7 +184,9 @@ async def test_wrong_secret_is_rejected_without_retry(
     fake: FakeLiveKit, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    gw = LiveKitGateway(fake.url, KEY, OTHER_SECRET, timeout_seconds=TIMEOUT, registry=registry)
+    gw = LiveKitGateway(
+        fake.url, LIVEKIT_KEY, WRONG_SECRET, timeout_seconds=TIMEOUT, registry=registry
+    )
     await gw.start()
     try:
         with pytest.raises(LiveKitRejected) as err:
@@ -193,8 +202,8 @@ async def test_wrong_secret_is_rejected_without_retry(
     assert value(registry, "cctv_livekit_requests_total", **labels, outcome="rejected") == 1
     assert fake.rooms() == {}
     for exc in (err.value, ping_err.value):
-        assert_secret_free(gw, exc, OTHER_SECRET, SECRET)
-    assert OTHER_SECRET not in caplog.text and "eyJ" not in caplog.text
+        assert_secret_free(gw, exc, WRONG_SECRET, LIVEKIT_SECRET)
+    assert WRONG_SECRET not in caplog.text and "eyJ" not in caplog.text
 
 
 async def test_stopped_server_is_unavailable_then_recovers(
@@ -209,13 +218,13 @@ async def test_stopped_server_is_unavailable_then_recovers(
     assert value(registry, errors, **labels, kind="connection") == ATTEMPTS
     assert value(registry, "cctv_livekit_requests_total", **labels, outcome="unavailable") == 1
     assert (gateway.healthy, gateway.last_error) == (False, "livekit list_rooms: connection")
-    assert_secret_free(gateway, err.value, SECRET)
+    assert_secret_free(gateway, err.value, LIVEKIT_SECRET)
     with pytest.raises(LiveKitUnavailable):
         await gateway.ping()
     assert value(registry, errors, operation="ping", kind="connection") == 1  # one attempt
 
     await fake.start()
-    room = await gateway.ensure_room(ROOM, empty_timeout=60, departure_timeout=10)
+    room = await gateway.ensure_room(TEST_ROOM, empty_timeout=60, departure_timeout=10)
     assert [r.sid for r in await gateway.list_rooms()] == [room.sid]
     assert await gateway.ping() is True
     assert (gateway.healthy, gateway.last_error) == (True, None)
@@ -227,7 +236,7 @@ async def test_hung_server_times_out_then_recovers(
     fake.hang()
     started = time.monotonic()
     bound = ATTEMPTS * TIMEOUT + 3
-    call = gateway.ensure_room(ROOM, empty_timeout=60, departure_timeout=10)
+    call = gateway.ensure_room(TEST_ROOM, empty_timeout=60, departure_timeout=10)
     with pytest.raises(LiveKitUnavailable) as err:
         await asyncio.wait_for(call, bound)  # a regression fails here instead of hanging
     elapsed = time.monotonic() - started
@@ -238,7 +247,7 @@ async def test_hung_server_times_out_then_recovers(
     assert value(registry, "cctv_livekit_errors_total", **labels, kind="timeout") == ATTEMPTS
     assert value(registry, "cctv_livekit_requests_total", **labels, outcome="unavailable") == 1
     assert gateway.healthy is False
-    assert_secret_free(gateway, err.value, SECRET)
+    assert_secret_free(gateway, err.value, LIVEKIT_SECRET)
 
     # Cancelling a call (a caller's own deadline) cancels it at once and records no outcome.
     task = asyncio.create_task(gateway.list_rooms())
@@ -249,8 +258,8 @@ async def test_hung_server_times_out_then_recovers(
     assert value(registry, "cctv_livekit_request_seconds_count", operation="list_rooms") == 0
 
     fake.release()
-    room = await gateway.ensure_room(ROOM, empty_timeout=60, departure_timeout=10)
-    assert room.name == ROOM and gateway.healthy is True
+    room = await gateway.ensure_room(TEST_ROOM, empty_timeout=60, departure_timeout=10)
+    assert room.name == TEST_ROOM and gateway.healthy is True
 
 
 @pytest.fixture
@@ -283,7 +292,9 @@ async def scripted_gateway(
 ) -> AsyncIterator[tuple[LiveKitGateway, list[int]]]:
     """A gateway (3 attempts) in front of the scripted endpoint, and its status script."""
     url, statuses = scripted
-    gw = LiveKitGateway(url, KEY, SECRET, timeout_seconds=TIMEOUT, registry=registry)
+    gw = LiveKitGateway(
+        url, LIVEKIT_KEY, LIVEKIT_SECRET, timeout_seconds=TIMEOUT, registry=registry
+    )
     await gw.start()
     yield gw, statuses
     await gw.close()
@@ -315,7 +326,7 @@ async def test_5xx_and_429_are_retried_but_501_and_a_bad_body_are_not(
 async def test_408_deadline_exceeded_is_retried_like_5xx(
     scripted_gateway: tuple[LiveKitGateway, list[int]], registry: CollectorRegistry
 ) -> None:
-    """LiveKit's internal RPC timeout surfaces as Twirp 408 ``deadline_exceeded`` (§9.3)."""
+    """LiveKit's internal RPC timeout surfaces as Twirp 408 ``deadline_exceeded``."""
     gw, statuses = scripted_gateway
     statuses.extend([408, 408])
     assert await gw.list_rooms() == []  # third attempt succeeds

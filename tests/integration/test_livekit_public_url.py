@@ -1,4 +1,4 @@
-"""Browsers get the public LiveKit URL; the service calls only the API URL (livekit-wire §9.1).
+"""Browsers get the public LiveKit URL; the service calls only the API URL.
 
 A real ``serve`` process talks to the wire fake (the API URL, as a compose stack's internal
 ``http://livekit:7880`` would be); the public URL points at a second listener on loopback that
@@ -8,17 +8,13 @@ records anything it receives: nothing may reach it, while the Twirp calls reach 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import web
-from redis.asyncio import Redis
 
-from orchestrator.store.cameras import CameraRegistry
-from tests.conftest import add_cameras
-from tests.livekit_helpers import reserve
-from tests.livekit_stack import SYNC_S, base_env, stack
-from tests.waiting import eventually
+from tests.harness.http import admit
+from tests.harness.livekit import SYNC_S, NewStack, base_env
+from tests.harness.waiting import eventually
 
 
 @pytest.fixture
@@ -40,13 +36,12 @@ async def trap() -> AsyncIterator[tuple[str, list[str]]]:
 
 
 async def test_reserve_hands_out_the_public_url_while_twirp_goes_to_the_api_url(
-    client: Redis, valkey_url: str, tmp_path: Path, trap: tuple[str, list[str]]
+    new_stack: NewStack, trap: tuple[str, list[str]]
 ) -> None:
     public_url, seen = trap
-    await add_cameras(CameraRegistry(client), "cam-public")
     env = base_env(CCTV_LIVEKIT_PUBLIC_URL=public_url)
-    async with stack(tmp_path, valkey_url, env) as s:
-        body = await reserve(s.http, "cam-public")
+    async with new_stack(env, cameras=["cam-public"]) as s:
+        body = await admit(s.http, "cam-public")
         assert body["livekit_url"] == public_url
         assert body["livekit_url"] != s.fake.url
 
@@ -62,9 +57,6 @@ async def test_reserve_hands_out_the_public_url_while_twirp_goes_to_the_api_url(
     assert seen == [], f"the service called the public URL: {seen}"
 
 
-async def test_without_a_public_url_browsers_get_the_api_url(
-    client: Redis, valkey_url: str, tmp_path: Path
-) -> None:
-    await add_cameras(CameraRegistry(client), "cam-default")
-    async with stack(tmp_path, valkey_url, base_env()) as s:
-        assert (await reserve(s.http, "cam-default"))["livekit_url"] == s.fake.url
+async def test_without_a_public_url_browsers_get_the_api_url(new_stack: NewStack) -> None:
+    async with new_stack(base_env(), cameras=["cam-default"]) as s:
+        assert (await admit(s.http, "cam-default"))["livekit_url"] == s.fake.url

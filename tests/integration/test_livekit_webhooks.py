@@ -1,8 +1,8 @@
-"""LiveKit webhooks over real HTTP into a real ``serve`` process on real Valkey (issue 5).
+"""LiveKit webhooks over real HTTP into a real ``serve`` process on real Valkey.
 
 Deliveries are real ``livekit.protocol`` events, serialised and signed exactly as LiveKit does
-(the wire fake's signer, livekit-wire.md §4.1). No Docker and no LiveKit server are needed:
-the endpoint verifies with the key and secret alone.
+(the wire fake's signer). No Docker and no LiveKit server are needed: the endpoint verifies
+with the key and secret alone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,20 +22,14 @@ from redis.asyncio import Redis
 
 from orchestrator.domain.ids import publisher_identity, room_name
 from orchestrator.store.cameras import CameraRegistry
-from tests.conftest import add_cameras
 from tests.fakes.livekit import SignedWebhook
 from tests.fakes.livekit.ids import new_id
-from tests.livekit_helpers import (
-    HEADERS,
-    camera_stats,
-    deliver,
-    participant_event,
-    reserve,
-    signed,
-    signed_at,
-    stats,
-)
-from tests.service_process import ServiceProcess
+from tests.harness.constants import WRONG_SECRET
+from tests.harness.http import admit, camera_stats, release, stats
+from tests.harness.livekit import deliver, participant_event, signed, signed_at
+from tests.harness.metrics import scrape, value
+from tests.harness.service import NewService
+from tests.harness.store import add_cameras
 
 SEQUENCES = 1000
 WORKERS = 16
@@ -45,28 +38,11 @@ LEFT, JOINED = "participant_left", "participant_joined"
 
 
 @pytest.fixture
-async def service(valkey_url: str, client: Redis, tmp_path: Path) -> AsyncIterator[ServiceProcess]:
+async def http(new_service: NewService) -> AsyncIterator[httpx.AsyncClient]:
     limits = {"METRO": 10_000, "TOTAL": 10_000}
-    env = {
-        "CCTV_SOURCE_LIMITS": json.dumps(limits),
-        "CCTV_SWEEP_INTERVAL_SECONDS": "0.2",
-        "CCTV_PUSHERS_ENABLED": "false",
-    }
-    proc = ServiceProcess("hooks", tmp_path, valkey_url, **env)
-    await asyncio.to_thread(proc.start)
-    try:
-        yield proc
-    except BaseException:
-        print(proc.log_tail())
-        raise
-    finally:
-        await asyncio.to_thread(proc.stop)
-
-
-@pytest.fixture
-async def http(service: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=service.url, timeout=10) as session:
-        yield session
+    env = {"CCTV_SOURCE_LIMITS": json.dumps(limits), "CCTV_SWEEP_INTERVAL_SECONDS": "0.2"}
+    async with new_service("hooks", **env) as service:
+        yield service.http
 
 
 def joined(camera_id: str, rid: str, sid: str, at_ms: int) -> WebhookEvent:
@@ -77,11 +53,11 @@ async def test_forged_tampered_replayed_and_bearer_deliveries_are_rejected(
     client: Redis, http: httpx.AsyncClient
 ) -> None:
     await add_cameras(CameraRegistry(client), "cam-sec")
-    rid = (await reserve(http, "cam-sec"))["reservation_id"]
+    rid = (await admit(http, "cam-sec"))["reservation_id"]
     now_ms = int(time.time() * 1000)
     good = signed(joined("cam-sec", rid, "PA_first", now_ms))
 
-    forged = signed(good.event, secret="not-the-livekit-secret-but-32-bytes-long")
+    forged = signed(good.event, secret=WRONG_SECRET)
     assert (await deliver(http, forged)).status_code == 401
     tampered = SignedWebhook(
         good.event, good.body.replace("PA_first", "PA_other"), good.authorization
@@ -109,9 +85,11 @@ async def test_forged_tampered_replayed_and_bearer_deliveries_are_rejected(
     camera = await camera_stats(http, "cam-sec")
     assert camera["viewer_count"] == 0 and camera["reserved_count"] == 1
 
-    metrics = (await http.get("/metrics")).text
-    assert 'cctv_webhooks_total{event="unverified",result="rejected"} 5.0' in metrics
-    assert 'cctv_webhooks_total{event="participant_joined",result="duplicate"} 1.0' in (metrics)
+    metrics = await scrape(http)
+    assert value(metrics, "cctv_webhooks_total", event="unverified", result="rejected") == 5.0
+    assert (
+        value(metrics, "cctv_webhooks_total", event="participant_joined", result="duplicate") == 1.0
+    )
 
 
 @dataclass
@@ -190,7 +168,7 @@ async def test_duplicated_and_reordered_webhooks_never_make_counts_drift(
         start_ms = int(time.time() * 1000) - 3_600_000
         for n, seed in enumerate(seeds[w::WORKERS]):
             local = random.Random(seed)
-            rids = [(await reserve(http, camera_id))["reservation_id"] for _ in range(3)]
+            rids = [(await admit(http, camera_id))["reservation_id"] for _ in range(3)]
             scenario = history(local, camera_id, rids, start_ms + n * 1_000, publisher)
             publisher = scenario.publisher
             for delivery in deliveries(local, scenario):
@@ -201,8 +179,7 @@ async def test_duplicated_and_reordered_webhooks_never_make_counts_drift(
             assert camera["publisher_connected"] is scenario.publisher, seed
             assert camera["reserved_count"] == 3, "a left cuts a lease to the grace, never ends it"
             for rid in rids:
-                released = await http.delete(f"/api/v1/stream/release/{rid}", headers=HEADERS)
-                assert released.status_code == 200
+                await release(http, rid)
             assert (await camera_stats(http, camera_id))["viewer_count"] == 0
             checked += 1
 

@@ -1,4 +1,4 @@
-"""The real media path (issue 7): camera → orchestrator-started pusher container → WHIP.
+"""The real media path: camera → orchestrator-started pusher container → WHIP.
 
 Everything runs for real: the service process with Valkey and Docker, the LiveKit fake (its
 ingress URL points at the decoding WHIP receiver), the pusher image built from
@@ -17,11 +17,12 @@ import pytest
 from redis.asyncio import Redis
 
 from orchestrator.runtime import CAMERA_LABEL
-from tests.integration.test_service_metrics import scrape, value
-from tests.livekit_helpers import HEADERS, camera_stats, reserve
-from tests.livekit_stack import Stack, pusher_env, running_pushers, stack
+from tests.harness.docker import pusher_containers
+from tests.harness.http import admit, camera_stats, put_camera, release
+from tests.harness.livekit import NewStack, Stack, pusher_env
+from tests.harness.metrics import scrape, value
+from tests.harness.waiting import eventually
 from tests.media.rig import MediaRig, pusher_log
-from tests.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
@@ -39,8 +40,7 @@ def media_env(image: str, rig: MediaRig, **extra: str) -> dict[str, str]:
 
 
 async def add_camera(s: Stack, rig: MediaRig) -> None:
-    body = {"name": "Lab camera", "rtsp_url": rig.camera_url, "enabled": True}
-    put = await s.http.put(f"/api/v1/cameras/{CAMERA}", json=body, headers=HEADERS)
+    put = await put_camera(s.http, CAMERA, rig.camera_url, name="Lab camera")
     assert put.status_code == 201, put.text
 
 
@@ -51,13 +51,13 @@ async def frames_after(rig: MediaRig, count: int, sessions_before: int = 0) -> b
 
 
 async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
-    client: Redis, docker_api: Any, media_pusher_image: str, valkey_url: str, rig: MediaRig
+    client: Redis, docker_api: Any, media_pusher_image: str, new_stack: NewStack, rig: MediaRig
 ) -> None:
     env = media_env(media_pusher_image, rig)
-    async with stack(rig.tmp, valkey_url, env, whip_base_url=rig.whip_base_url) as s:
+    async with new_stack(env, whip_base_url=rig.whip_base_url) as s:
         await add_camera(s, rig)
         reserved_at = time.monotonic()
-        lease = await reserve(s.http, CAMERA)
+        lease = await admit(s.http, CAMERA)
 
         elapsed = await eventually(
             lambda: frames_after(rig, 100), 60, "100 decoded frames", interval=0.1
@@ -84,7 +84,7 @@ async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
         assert len(received) >= 50
         assert received <= rig.camera_digests(), "a NAL unit the camera never sent arrived"
 
-        [pusher] = await asyncio.to_thread(running_pushers, docker_api, CAMERA)
+        [pusher] = await asyncio.to_thread(pusher_containers, docker_api, CAMERA, running=True)
         log = await asyncio.to_thread(pusher_log, docker_api, pusher["Id"])
         events = {line["event"]: line for line in log}
         assert events["camera_open"]["codec"] == "h264"
@@ -93,19 +93,10 @@ async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
         text = json.dumps(log)
         assert rig.password not in text and ingress.stream_key not in text
 
-        released = await s.http.delete(
-            f"/api/v1/stream/release/{lease['reservation_id']}", headers=HEADERS
-        )
-        assert released.status_code == 200, released.text
-
-        def containers() -> list[Any]:
-            found: list[Any] = docker_api.api.containers(
-                all=True, filters={"label": f"{CAMERA_LABEL}={CAMERA}"}
-            )
-            return found
+        await release(s.http, lease["reservation_id"])
 
         async def gone() -> bool:
-            return not await asyncio.to_thread(containers)
+            return not await asyncio.to_thread(pusher_containers, docker_api, CAMERA)
 
         await eventually(gone, 30, "the pusher container is removed after release")
         [session] = (await rig.control.stats())["sessions"]
@@ -113,12 +104,12 @@ async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
 
 
 async def test_a_camera_outage_restarts_the_pusher_with_backoff_until_frames_flow_again(
-    client: Redis, docker_api: Any, media_pusher_image: str, valkey_url: str, rig: MediaRig
+    client: Redis, docker_api: Any, media_pusher_image: str, new_stack: NewStack, rig: MediaRig
 ) -> None:
     env = media_env(media_pusher_image, rig, CCTV_LEASE_SECONDS="300")  # no heartbeats needed
-    async with stack(rig.tmp, valkey_url, env, whip_base_url=rig.whip_base_url) as s:
+    async with new_stack(env, whip_base_url=rig.whip_base_url) as s:
         await add_camera(s, rig)
-        await reserve(s.http, CAMERA)
+        await admit(s.http, CAMERA)
         await eventually(lambda: frames_after(rig, 25), 60, "frames before the outage")
 
         down_at = time.time()
@@ -154,25 +145,22 @@ async def test_a_camera_outage_restarts_the_pusher_with_backoff_until_frames_flo
         await eventually(
             lambda: frames_after(rig, 50, sessions_before), 60, "frames flow again after the outage"
         )
-        metrics = (await s.http.get("/metrics")).text
-        restarts = [
-            float(line.split()[-1])
-            for line in metrics.splitlines()
-            if line.startswith("cctv_pusher_restarts_total")
-        ]
-        assert restarts and restarts[0] >= 2, restarts
-        assert len(await asyncio.to_thread(running_pushers, docker_api, CAMERA)) == 1
+        restarts = value(await scrape(s.http), "cctv_pusher_restarts_total")
+        assert restarts >= 2, restarts
+        assert (
+            len(await asyncio.to_thread(pusher_containers, docker_api, CAMERA, running=True)) == 1
+        )
 
 
 async def test_stats_show_what_the_camera_encodes_high_profile_b_frames_or_baseline(
-    client: Redis, docker_api: Any, media_pusher_image: str, valkey_url: str, rig: MediaRig
+    client: Redis, docker_api: Any, media_pusher_image: str, new_stack: NewStack, rig: MediaRig
 ) -> None:
     """LiveKit labels every bypass stream 42001f, so the pusher reports the camera's real
-    profile and B-frames (livekit-wire §9.8); stats, the metric and its log carry it."""
+    profile and B-frames; stats, the metric and its log carry it."""
     env = media_env(media_pusher_image, rig, CCTV_LEASE_SECONDS="300")  # no heartbeats needed
-    async with stack(rig.tmp, valkey_url, env, whip_base_url=rig.whip_base_url) as s:
+    async with new_stack(env, whip_base_url=rig.whip_base_url) as s:
         await add_camera(s, rig)
-        await reserve(s.http, CAMERA)
+        await admit(s.http, CAMERA)
 
         async def codec_of(generation: int) -> dict[str, Any] | None:
             codec: dict[str, Any] | None = (await camera_stats(s.http, CAMERA)).get("codec")
@@ -206,7 +194,7 @@ async def test_stats_show_what_the_camera_encodes_high_profile_b_frames_or_basel
         labels = {"camera_id": CAMERA, "profile": "High", "level": codec["level"]}
         info = value(await scrape(s.http), "cctv_camera_codec_info", **labels, b_frames="true")
         assert info == 1.0
-        [pusher] = await asyncio.to_thread(running_pushers, docker_api, CAMERA)
+        [pusher] = await asyncio.to_thread(pusher_containers, docker_api, CAMERA, running=True)
         log = await asyncio.to_thread(pusher_log, docker_api, pusher["Id"])
         [line] = [entry for entry in log if entry["event"] == "codec"]
         assert (line["profile"], line["b_frames"], line["level"]) == ("High", True, "info")

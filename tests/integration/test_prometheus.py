@@ -1,4 +1,4 @@
-"""The monitoring material in deploy/ against the real Prometheus tools (issue 6, must-show 1).
+"""The monitoring material in deploy/ against the real Prometheus tools.
 
 * ``promtool`` checks the alert rules and the example configuration and runs the rule unit
   tests (``deploy/prometheus/alerts_test.yml``: every alert fires and stays silent).
@@ -15,7 +15,6 @@ it when root and missing); without them these tests fail, never skip.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
@@ -28,26 +27,25 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from orchestrator.store.cameras import CameraRegistry
-from tests.conftest import add_cameras
-from tests.live_server import free_port
-from tests.livekit_helpers import HEADERS, reserve
+from tests.harness.constants import REPO_ROOT
+from tests.harness.http import admit, reserve
+from tests.harness.metrics import parse
+from tests.harness.service import NewService, ServiceProcess, free_port
+from tests.harness.store import add_cameras
+from tests.harness.waiting import eventually
 from tests.prometheus_tools import PrometheusTools, prometheus_tools
-from tests.service_process import ServiceProcess
-from tests.waiting import eventually
 
-REPO = Path(__file__).resolve().parents[2]
-PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
+PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
-DASHBOARD = REPO / "deploy" / "grafana" / "cctv-orchestrator.json"
+DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "cctv-orchestrator.json"
 JOB = "cctv-orchestrator"
 
-# What the service exposes (issue 6); histograms are exposed as _bucket, _sum and _count.
+# What the service exposes; histograms are exposed as _bucket, _sum and _count.
 COUNTERS_AND_GAUGES = frozenset(
     {
         "cctv_reservations_active",
@@ -111,7 +109,7 @@ DASHBOARD_MUST_READ = frozenset(
 )
 
 # Reservations the scraped service holds: 3 METRO + 2 BUS (BUS is then full: one 429).
-LIMITS = {"METRO": 40, "BUS": 2, "TOTAL": 50}
+SCRAPED_LIMITS = {"METRO": 40, "BUS": 2, "TOTAL": 50}
 RESERVED = {"METRO": 3, "BUS": 2}
 LIVENESS_SECONDS = 60.0
 
@@ -267,38 +265,26 @@ class Scraped:
 
 
 @pytest.fixture
-async def scraped(client: Redis, valkey_url: str, tmp_path: Path) -> AsyncIterator[Scraped]:
+async def scraped(client: Redis, new_service: NewService) -> AsyncIterator[Scraped]:
     """A real ``serve`` holding RESERVED reservations and having refused one over quota."""
-    env = {"CCTV_SOURCE_LIMITS": json.dumps(LIMITS), "CCTV_PUSHERS_ENABLED": "false"}
-    service = ServiceProcess("scraped", tmp_path, valkey_url, **env)
-    await asyncio.to_thread(service.start)
-    try:
+    async with new_service("scraped", CCTV_SOURCE_LIMITS=json.dumps(SCRAPED_LIMITS)) as service:
         await add_cameras(CameraRegistry(client), "cam-prom-1", "cam-prom-2")
-        async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
-            for source, count in RESERVED.items():
-                for i in range(count):
-                    await reserve(http, f"cam-prom-{i % 2 + 1}", source=source)
-            body = {"camera_id": "cam-prom-1", "user_id": "operator", "source": "BUS"}
-            refused = await http.post("/api/v1/stream/reserve", json=body, headers=HEADERS)
-            assert refused.status_code == 429, refused.text
-            assert refused.json()["error"]["code"] == "AGENCY_LIMIT_EXCEEDED"
+        for source, count in RESERVED.items():
+            for i in range(count):
+                await admit(service.http, f"cam-prom-{i % 2 + 1}", source)
+        refused = await reserve(service.http, "cam-prom-1", "BUS")
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "AGENCY_LIMIT_EXCEEDED"
         yield Scraped(service, sum(RESERVED.values()))
-    except BaseException:
-        print(f"--- {service.name} log ---\n{service.log_tail(80)}")
-        raise
-    finally:
-        await asyncio.to_thread(service.stop)
 
 
 async def test_service_metrics_pass_promtool_lint(tools: PrometheusTools, scraped: Scraped) -> None:
-    async with httpx.AsyncClient(base_url=scraped.service.url, timeout=10) as http:
-        response = await http.get("/metrics")
+    response = await scraped.service.http.get("/metrics")
     assert response.status_code == 200
     active = {
-        sample.labels["source"]: sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-        if sample.name == "cctv_reservations_active"
+        dict(labels)["source"]: sample
+        for (name, labels), sample in parse(response.text).items()
+        if name == "cctv_reservations_active"
     }
     assert active == RESERVED, "the linted exposition holds the test's reservations"
 

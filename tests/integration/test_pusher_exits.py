@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.media.lab import LAB_ADDRESS, REPO_ROOT
+from tests.harness.constants import REPO_ROOT
+from tests.harness.waiting import eventually
+from tests.media.lab import LAB_ADDRESS
 from tests.media.rig import MediaRig
-from tests.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 

@@ -8,16 +8,21 @@ removed by id. The first run builds the base (about a minute); later runs reuse 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import docker
 import pytest
+from pusher_image import PROGRAM_REPO, REQUIREMENTS, ensure_pusher_image
+from pusher_image.__main__ import main
 
-from tests.images import TEST_LABELS
-from tests.media.pusher_image import PROGRAM_REPO, REQUIREMENTS, ensure_pusher_image
+from tests.harness.constants import REPO_ROOT
+from tests.harness.docker import engine
+from tests.harness.images import TEST_LABELS
 
 pytestmark = [pytest.mark.docker]
 
@@ -61,15 +66,9 @@ def _pin(name: str) -> str:
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     """Fails (never skips) when the engine does not answer."""
-    try:
-        engine = docker.from_env(timeout=120)
-        engine.ping()
-    except Exception as exc:
-        pytest.fail(
-            f"Docker engine not reachable ({exc}); start one with `make docker`", pytrace=False
-        )
-    yield engine
-    engine.close()
+    docker_client = engine(timeout=120)
+    yield docker_client
+    docker_client.close()
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +129,22 @@ def test_runs_as_nobody_with_the_pinned_media_stack(client: Any, image: str) -> 
 def test_no_package_caches_in_the_image(client: Any, image: str) -> None:
     leftovers = _run_python(client, image, _LEFTOVERS, user="0:0")
     assert all(not names for names in leftovers.values()), f"left in the image: {leftovers}"
+
+
+def test_make_pusher_image_runs_the_builder_module() -> None:
+    """The Makefile's ``pusher-image`` command line reaches :func:`main` (``--help`` only)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "deploy" / "pusher")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pusher_image", "--help"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage: python -m pusher_image" in done.stdout
+    with pytest.raises(SystemExit) as exited:  # and the same entry point in-process
+        main(["--help"])
+    assert exited.value.code == 0

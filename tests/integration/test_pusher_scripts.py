@@ -1,4 +1,5 @@
-"""The pusher state machine of design §4 against a real Valkey, through its typed wrappers.
+"""The pusher state machine (docs/architecture.md, flows 1 and 2) against a real Valkey,
+through its typed wrappers.
 
 Two ``PusherStore``s on one client model two replicas (owners ``A`` and ``B``). Time moves
 with ``clock_offset_ms`` on every store at once (:class:`World.advance`), never by sleeping.
@@ -14,15 +15,16 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from orchestrator.domain.backoff import RestartPolicy
 from orchestrator.domain.pusher import PusherView
 from orchestrator.errors import InvalidInput
-from orchestrator.pusher.backoff import RestartPolicy
-from orchestrator.pusher.store import PusherStore
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
+from orchestrator.store.pushers import PusherStore
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts, outcome
-from tests.conftest import LIMITS, add_cameras
+from tests.harness.constants import LIMITS
+from tests.harness.store import add_cameras, release_by_id
 
 CAM = "cam-1"
 SOURCE = "METRO"
@@ -71,7 +73,7 @@ class World:
         admission = await self.leases.reserve(camera_id, SOURCE, "alice")
         assert admission.claimed
         assert await self.a.mark_running(camera_id, admission.generation, "c-1")
-        await self.leases.release(admission.reservation_id)
+        await release_by_id(self.leases, admission.reservation_id)
         self.advance(GRACE_MS + 1)
         generation = await stopper.begin_stop(camera_id)
         assert generation == admission.generation
@@ -195,12 +197,12 @@ async def test_release_of_last_lease_drains_and_viewer_resumes_without_claim(
 ) -> None:
     await world.running()
     extra = await world.leases.reserve(CAM, SOURCE, "bob")
-    release = await world.leases.release(extra.reservation_id)
+    release = await release_by_id(world.leases, extra.reservation_id)
     assert release.released and not release.camera_empty
     assert (await world.view()).state == "RUNNING"  # a viewer is left
 
     before = await world.now_ms()
-    release = await world.leases.release(await first_rid(world))
+    release = await release_by_id(world.leases, await first_rid(world))
     after = await world.now_ms()
     assert release.released and release.camera_empty
     assert before + GRACE_MS <= release.drain_deadline_ms <= after + GRACE_MS
@@ -223,7 +225,7 @@ async def test_release_of_last_lease_drains_and_viewer_resumes_without_claim(
 
 async def test_viewer_during_drain_of_starting_camera_resumes_the_claim(world: World) -> None:
     admission = await world.leases.reserve(CAM, SOURCE, "alice")
-    await world.leases.release(admission.reservation_id)
+    await release_by_id(world.leases, admission.reservation_id)
     view = await world.view()
     assert view.state == "DRAINING" and view.resume == "STARTING"
     back = await world.leases.reserve(CAM, SOURCE, "bob")
@@ -235,7 +237,7 @@ async def test_viewer_during_drain_of_abandoned_claim_claims_next_generation(
     world: World,
 ) -> None:
     admission = await world.leases.reserve(CAM, SOURCE, "alice")
-    await world.leases.release(admission.reservation_id)
+    await release_by_id(world.leases, admission.reservation_id)
     world.advance(CLAIM_MS + 1)  # the claimant died while the camera drained
     back = await world.leases.reserve(CAM, SOURCE, "bob")
     assert back.claimed and back.generation == 2 and back.pusher_state == "STARTING"
@@ -246,7 +248,7 @@ async def test_viewer_during_drain_of_abandoned_claim_claims_next_generation(
 
 async def test_claim_drained_before_its_container_came_up_is_stopped(world: World) -> None:
     admission = await world.leases.reserve(CAM, SOURCE, "alice")
-    await world.leases.release(admission.reservation_id)
+    await release_by_id(world.leases, admission.reservation_id)
     world.advance(GRACE_MS + 1)
     assert await world.b.begin_stop(CAM) == 1
     assert not await world.a.mark_running(CAM, 1, "c-1")  # too late: the stop owns it
@@ -256,7 +258,7 @@ async def test_claim_drained_before_its_container_came_up_is_stopped(world: Worl
 
 async def test_container_up_during_drain_of_starting_camera_records_it(world: World) -> None:
     admission = await world.leases.reserve(CAM, SOURCE, "alice")
-    await world.leases.release(admission.reservation_id)
+    await release_by_id(world.leases, admission.reservation_id)
     assert await world.a.mark_running(CAM, 1, "c-1")
     view = await world.view()
     assert view.state == "DRAINING" and view.resume == "RUNNING" and view.container_id == "c-1"
@@ -266,7 +268,7 @@ async def test_forced_stop_skips_the_grace_but_never_a_live_camera(world: World)
     """The on-call reset: ``force`` ends a drain early, yet resumes a camera with viewers and
     never takes over a stop that another process owns."""
     await world.running()
-    await world.leases.release(await first_rid(world))
+    await release_by_id(world.leases, await first_rid(world))
     assert await world.b.begin_stop(CAM) is None  # grace not over
     assert await world.b.begin_stop(CAM, force=True) == 1
     assert (await world.view()).state == "STOPPING"
@@ -281,7 +283,7 @@ async def test_forced_stop_skips_the_grace_but_never_a_live_camera(world: World)
 
 async def test_drain_deadline_passed_stops_then_idles(world: World) -> None:
     await world.running()
-    release = await world.leases.release(await first_rid(world))
+    release = await release_by_id(world.leases, await first_rid(world))
     assert release.camera_empty and release.drain_deadline_ms > 0
 
     world.advance(GRACE_MS - 500)
@@ -482,7 +484,7 @@ async def test_crash_loop_backs_off_but_stable_run_restarts_fast(world: World) -
 
 async def test_failure_while_draining_keeps_draining(world: World) -> None:
     await world.running(container_id="c-1")
-    await world.leases.release(await first_rid(world))
+    await release_by_id(world.leases, await first_rid(world))
     assert await world.a.mark_failed(CAM, 1, "died", container_id="c-1") is not None
     view = await world.view()
     assert view.state == "DRAINING" and view.resume == "FAILED" and view.restarts == 1
@@ -527,7 +529,7 @@ async def test_fence_is_busy_while_viewers_or_a_pusher_exist(world: World) -> No
     assert await world.a.mark_running(CAM, admission.generation, "c-1")
     assert await world.a.fence(CAM, 9) is None  # RUNNING
 
-    await world.leases.release(admission.reservation_id)
+    await release_by_id(world.leases, admission.reservation_id)
     assert await world.a.fence(CAM, 9) is None  # DRAINING, no viewers: still busy
     world.advance(GRACE_MS + 1)
     assert await world.a.begin_stop(CAM) == 1
@@ -560,7 +562,7 @@ async def test_snapshot_reads_active_cameras_and_live_counts(world: World) -> No
     await world.leases.reserve(CAM, SOURCE, "alice")
     await world.leases.reserve(CAM, SOURCE, "bob")
     other = await world.leases.reserve("cam-2", SOURCE, "carol")
-    await world.leases.release(other.reservation_id)
+    await release_by_id(world.leases, other.reservation_id)
 
     snapshot = await world.a.snapshot()
     assert set(snapshot.views) == {CAM, "cam-2"}
@@ -619,7 +621,8 @@ async def test_invalid_script_arguments_raise_invalid_input(
 ) -> None:
     await world.leases.reserve(CAM, SOURCE, "alice")  # a live camera the call could touch
     before = await world.client.hgetall(META)
-    reply = await world.scripts.run(script, script_keys, args)
+    handle = getattr(world.scripts, script)  # each script of the list, by its handle
+    reply = await handle(script_keys, args)
     assert reply == ["INVALID", argument]
     with pytest.raises(InvalidInput, match=argument):
         outcome(script, reply)

@@ -1,4 +1,4 @@
-"""Contention, expiry and durability of the reservation engine (issue 2, must-show 2-4)."""
+"""Contention, expiry and durability of the reservation engine."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 from redis.asyncio import Redis
 
 from orchestrator.domain.models import Admission
@@ -22,8 +19,9 @@ from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
-from tests.conftest import add_cameras
-from tests.live_server import free_port
+from tests.harness.http import ADMIN_HEADERS, admit
+from tests.harness.service import ServiceProcess
+from tests.harness.store import add_cameras
 
 
 async def test_quota_under_contention_admits_exactly_the_limit(
@@ -93,60 +91,29 @@ async def test_unrenewed_lease_frees_quota_and_camera_by_itself(
     assert (await store.reserve("cam-1", "BUS", "waiting")).current_usage == 1
 
 
-ADMIN = "durability-admin-key-0123456789abcdef"
-
-
-def start_service(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "VALKEY_URL"}
-    env.update(
-        CCTV_DATA_DIR=str(data),
-        CCTV_PORT=str(port),
-        CCTV_ADMIN_API_KEY=ADMIN,
-        CCTV_CAMERAS_FILE=str(data.parent / "cameras.yaml"),
-        LIVEKIT_API_SECRET="durability-secret-at-least-32-bytes-long",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--log-level", "warning"], env=env
-    )
-
-
-async def wait_healthy(http: httpx.AsyncClient, service: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        assert service.poll() is None, "the service exited"
-        try:
-            if (await http.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("the service did not answer within 15 s")
-
-
 async def test_reservations_survive_sigkill_of_the_service(tmp_path: Path) -> None:
     """The real service with its embedded Valkey: SIGKILL it, start it again, nothing lost."""
-    data = tmp_path / "data"
-    (tmp_path / "cameras.yaml").write_text(
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text(
         "cameras:\n  - {camera_id: cam-1, name: One, rtsp_url: 'rtsp://127.0.0.1/one'}\n"
     )
-    port = free_port()
-    headers = {"Authorization": f"Bearer {ADMIN}"}
-    body = {"camera_id": "cam-1", "user_id": "u", "source": "METRO"}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
-        first = start_service(data, port)
+    # No VALKEY_URL: the service runs its own Valkey in its data folder; pushers and LiveKit
+    # as `make run` has them.
+    env = {
+        "CCTV_CAMERAS_FILE": str(cameras),
+        "CCTV_PUSHERS_ENABLED": None,
+        "CCTV_LIVEKIT_ENABLED": None,
+    }
+    service = ServiceProcess("durable", tmp_path, None, env, log_level="warning")
+    async with service.client(headers=ADMIN_HEADERS) as http:
+        await asyncio.to_thread(service.start)
         try:
-            await wait_healthy(http, first)
-            reserved = []
-            for _ in range(5):
-                response = await http.post("/api/v1/stream/reserve", json=body)
-                assert response.status_code == 201, response.text
-                reserved.append(response.json()["reservation_id"])
+            reserved = [(await admit(http, "cam-1"))["reservation_id"] for _ in range(5)]
         finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait(10)
+            service.kill()
 
-        second = start_service(data, port)
+        await asyncio.to_thread(service.start)  # the same port and data folder
         try:
-            await wait_healthy(http, second)
             stats = (await http.get("/api/v1/stream/stats")).json()
             assert stats["source_stats"]["METRO"]["current"] == 5
             assert [c["reserved_count"] for c in stats["camera_stats"]] == [5]
@@ -154,10 +121,12 @@ async def test_reservations_survive_sigkill_of_the_service(tmp_path: Path) -> No
                 renewed = await http.post(f"/api/v1/stream/heartbeat/{rid}")
                 assert renewed.status_code == 200, renewed.text
         finally:
-            second.terminate()
             # uvicorn shuts down gracefully, then re-raises SIGTERM: -15 is a clean exit
-            assert second.wait(20) in (0, -signal.SIGTERM), "no clean shutdown"
-    pid = int((data / "valkey.pid").read_text()) if (data / "valkey.pid").exists() else None
+            assert await asyncio.to_thread(service.stop) in (0, -signal.SIGTERM), (
+                "no clean shutdown"
+            )
+    pid_file = service.data_dir / "valkey.pid"
+    pid = int(pid_file.read_text()) if pid_file.exists() else None
     if pid is not None:  # Valkey removes its pid file on a clean exit
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 0)

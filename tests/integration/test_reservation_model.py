@@ -1,10 +1,10 @@
-"""Stateful model test of the reservation engine against a real Valkey (issue 2, must-show 1).
+"""Stateful model test of the reservation engine against a real Valkey.
 
 A Hypothesis ``RuleBasedStateMachine`` drives reserve / heartbeat / release / release-twice /
-advance-time / expire / recount / flush-script-cache and checks design §3 invariants 1-3 and 6
-after every step. Time is virtual: before each call the store's clock offset is set so the
-server clock reads the model's ``now``. Leases last 60.5 s and time moves in whole seconds, so
-no check ever lands within 0.5 s of an expiry.
+advance-time / expire / recount / flush-script-cache and checks invariants 1-3 and 6
+(docs/architecture.md) after every step. Time is virtual: before each call the store's clock
+offset is set so the server clock reads the model's ``now``. Leases last 60.5 s and time moves
+in whole seconds, so no check ever lands within 0.5 s of an expiry.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from orchestrator.domain.models import Camera
 from orchestrator.errors import QuotaExceeded, ReservationNotFound
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
@@ -34,9 +33,10 @@ from orchestrator.store.client import connect
 from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
+from tests.harness.store import add_cameras, heartbeat_by_id, release_by_id
 
 CAMERAS = ("cam-a", "cam-b", "cam-c")
-LIMITS = {"ALPHA": 3, "BETA": 2, "TOTAL": 4}
+MODEL_LIMITS = {"ALPHA": 3, "BETA": 2, "TOTAL": 4}
 SOURCES = ("ALPHA", "BETA")
 LEASE_MS = 60_500
 
@@ -59,15 +59,13 @@ class ReservationMachine(RuleBasedStateMachine):
             lease_ms=LEASE_MS,
             drain_grace_ms=3_000,
             claim_ms=30_000,
-            default_limits=tuple(LIMITS.items()),
+            default_limits=tuple(MODEL_LIMITS.items()),
         )
         self.store = ReservationStore(self.client, Scripts(self.client), policy, owner="model")
         self.now_ms = int(time.time() * 1000)
         self.leases: dict[str, ModelLease] = {}
         self.run(self.client.flushall())
-        registry = CameraRegistry(self.client)
-        for camera_id in CAMERAS:
-            self.run(registry.put(Camera(camera_id, camera_id, f"rtsp://127.0.0.1/{camera_id}")))
+        self.run(add_cameras(CameraRegistry(self.client), *CAMERAS))
 
     def run(self, coro: Any) -> Any:
         return self.runner.run(coro)
@@ -97,21 +95,23 @@ class ReservationMachine(RuleBasedStateMachine):
         try:
             admission = self.call(lambda: self.store.reserve(camera_id, source, "user"))
         except QuotaExceeded as refusal:
-            if used >= LIMITS[source]:
+            if used >= MODEL_LIMITS[source]:
                 assert (refusal.scope, refusal.current, refusal.limit) == (
                     "SOURCE",
                     used,
-                    LIMITS[source],
+                    MODEL_LIMITS[source],
                 )
             else:
-                assert total >= LIMITS["TOTAL"]
+                assert total >= MODEL_LIMITS["TOTAL"]
                 assert (refusal.scope, refusal.current, refusal.limit) == (
                     "TOTAL",
                     total,
-                    LIMITS["TOTAL"],
+                    MODEL_LIMITS["TOTAL"],
                 )
             return multiple()
-        assert used < LIMITS[source] and total < LIMITS["TOTAL"], "admitted over a limit"
+        assert used < MODEL_LIMITS[source] and total < MODEL_LIMITS["TOTAL"], (
+            "admitted over a limit"
+        )
         assert admission.current_usage == used + 1
         assert admission.expires_at_ms >= self.now_ms + LEASE_MS
         self.leases[admission.reservation_id] = ModelLease(
@@ -123,7 +123,7 @@ class ReservationMachine(RuleBasedStateMachine):
     def heartbeat(self, rid: str) -> None:
         lease = self.leases.get(rid)
         try:
-            expires = self.call(lambda: self.store.heartbeat(rid))
+            expires = self.call(lambda: heartbeat_by_id(self.store, rid))
         except ReservationNotFound:
             assert lease is None or lease.expires_at_ms <= self.now_ms
             return
@@ -134,7 +134,7 @@ class ReservationMachine(RuleBasedStateMachine):
 
     @rule(rid=reservations)
     def release(self, rid: str) -> None:
-        result = self.call(lambda: self.store.release(rid))
+        result = self.call(lambda: release_by_id(self.store, rid))
         assert result.released == (rid in self.leases)
         self.leases.pop(rid, None)
 
@@ -142,9 +142,9 @@ class ReservationMachine(RuleBasedStateMachine):
     def release_twice(self, rid: str) -> None:
         known = rid in self.leases
         counts = self.counters()
-        first = self.call(lambda: self.store.release(rid))
+        first = self.call(lambda: release_by_id(self.store, rid))
         after_first = self.counters()
-        second = self.call(lambda: self.store.release(rid))
+        second = self.call(lambda: release_by_id(self.store, rid))
         assert first.released == known and not second.released
         assert self.counters() == after_first, "a second release changed a count"
         if known:
@@ -193,9 +193,9 @@ class ReservationMachine(RuleBasedStateMachine):
             live = self.run(self.client.zcount(keys.source_leases(source), f"({now}", "+inf"))
             assert counters[source] == len(members), "counter differs from its lease set"
             assert live == len(self.live(source=source))
-            assert 0 <= counters[source] <= LIMITS[source]
+            assert 0 <= counters[source] <= MODEL_LIMITS[source]
         total_live = self.run(self.client.zcount(keys.ALL_LEASES, f"({now}", "+inf"))
-        assert total_live == len(self.live()) <= LIMITS["TOTAL"]
+        assert total_live == len(self.live()) <= MODEL_LIMITS["TOTAL"]
 
     @invariant()
     def camera_viewers_are_live_reservations(self) -> None:

@@ -1,4 +1,4 @@
-"""Reservation engine semantics against a real Valkey (issue 2)."""
+"""Reservation engine semantics against a real Valkey."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from orchestrator.errors import (
 from orchestrator.store import keys
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.reservations import ReservationStore
-from tests.conftest import add_cameras
+from tests.harness.store import add_cameras, heartbeat_by_id, release_by_id
 
 
 async def test_reserve_returns_lease_and_claims_first_viewer(
@@ -92,12 +92,12 @@ async def test_release_is_idempotent_and_drains_empty_camera(
     await add_cameras(registry, "cam-1")
     a = await store.reserve("cam-1", "METRO", "a")
     b = await store.reserve("cam-1", "METRO", "b")
-    first = await store.release(a.reservation_id)
+    first = await release_by_id(store, a.reservation_id)
     assert first.released and not first.camera_empty
-    again = await store.release(a.reservation_id)
+    again = await release_by_id(store, a.reservation_id)
     assert not again.released
     assert await client.get(keys.count("METRO")) == "1"
-    last = await store.release(b.reservation_id)
+    last = await release_by_id(store, b.reservation_id)
     assert last.released and last.camera_empty and last.drain_deadline_ms > 0
     meta = await client.hgetall(keys.metadata("cam-1"))
     assert meta["state"] == "DRAINING" and meta["resume"] == "STARTING"
@@ -111,7 +111,7 @@ async def test_viewer_during_drain_cancels_teardown_without_new_claim(
     await add_cameras(registry, "cam-1")
     a = await store.reserve("cam-1", "METRO", "a")
     await client.hset(keys.metadata("cam-1"), "state", "RUNNING")
-    await store.release(a.reservation_id)
+    await release_by_id(store, a.reservation_id)
     b = await store.reserve("cam-1", "METRO", "b")
     assert not b.claimed and b.pusher_state == "RUNNING" and b.generation == 1
 
@@ -122,11 +122,11 @@ async def test_heartbeat_extends_and_never_shortens(
     await add_cameras(registry, "cam-1")
     a = await store.reserve("cam-1", "METRO", "a")
     store.clock_offset_ms = 30_000
-    renewed = await store.heartbeat(a.reservation_id)
+    renewed = await heartbeat_by_id(store, a.reservation_id)
     assert renewed >= a.expires_at_ms + 29_000
     store.clock_offset_ms = 0  # a replica whose lease is shorter must not shorten it
     store.policy = type(store.policy)(lease_ms=1_000, default_limits=store.policy.default_limits)
-    assert await store.heartbeat(a.reservation_id) == renewed
+    assert await heartbeat_by_id(store, a.reservation_id) == renewed
     score = await client.zscore(keys.ALL_LEASES, f"{a.reservation_id}|cam-1|METRO")
     assert score == renewed
 
@@ -136,11 +136,11 @@ async def test_heartbeat_of_unknown_or_expired_lease_is_not_found(
 ) -> None:
     await add_cameras(registry, "cam-1")
     with pytest.raises(ReservationNotFound):
-        await store.heartbeat("A" * 22)
+        await heartbeat_by_id(store, "A" * 22)
     a = await store.reserve("cam-1", "METRO", "a")
     store.clock_offset_ms = 61_000
     with pytest.raises(ReservationNotFound):
-        await store.heartbeat(a.reservation_id)
+        await heartbeat_by_id(store, a.reservation_id)
 
 
 async def test_expire_frees_quota_and_reports_empty_cameras(
@@ -205,7 +205,7 @@ async def test_abandoned_claim_is_taken_over(
 ) -> None:
     await add_cameras(registry, "cam-1")
     a = await store.reserve("cam-1", "METRO", "a")
-    await store.release(a.reservation_id)  # DRAINING, resume STARTING, claim still held
+    await release_by_id(store, a.reservation_id)  # DRAINING, resume STARTING, claim still held
     store.clock_offset_ms = 31_000  # the claimant never reported back
     b = await store.reserve("cam-1", "METRO", "b")
     assert b.claimed and b.generation == 2

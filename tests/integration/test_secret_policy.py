@@ -1,11 +1,8 @@
-"""Off loopback the service refuses guessable secrets; ``make run`` on loopback still starts
-(issue 15). The refused starts exit before binding anything: no traffic leaves loopback."""
+"""Off loopback the service refuses guessable secrets; ``make run`` on loopback still starts.
+The refused starts exit before binding anything: no traffic leaves loopback."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +10,8 @@ import pytest
 from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.config import Settings
 from orchestrator.secret_policy import is_loopback, unsafe_secrets
-from tests.service_process import ServiceProcess
-
-STRONG = "a-livekit-secret-of-more-than-32-bytes-0123"
-
-
-def serve(tmp: Path, valkey_url: str, host: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CCTV_", "LIVEKIT_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "serve", "--host", host, "--port", "1"],
-        env={**clean, "VALKEY_URL": valkey_url, "CCTV_DATA_DIR": str(tmp), **env},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+from tests.harness.constants import LIVEKIT_SECRET as STRONG
+from tests.harness.service import ServiceProcess, cli_run
 
 
 @pytest.mark.parametrize(
@@ -42,7 +29,9 @@ def serve(tmp: Path, valkey_url: str, host: str, **env: str) -> subprocess.Compl
 def test_off_loopback_guessable_secrets_refuse_to_start(
     tmp_path: Path, valkey_url: str, env: dict[str, str], says: str
 ) -> None:
-    done = serve(tmp_path, valkey_url, "0.0.0.0", **env)
+    # Only Valkey and the data folder are set: the secrets are the service's defaults or `env`.
+    service = ServiceProcess("refused", tmp_path, valkey_url, env, harness_env=False)
+    done = cli_run(service, "serve", "--host", "0.0.0.0", "--port", "1")
     assert done.returncode == 2, done.stderr
     assert says in done.stderr
     assert "refusing to serve on 0.0.0.0" in done.stderr
@@ -51,7 +40,8 @@ def test_off_loopback_guessable_secrets_refuse_to_start(
 
 
 def test_on_loopback_the_development_defaults_still_serve(tmp_path: Path, valkey_url: str) -> None:
-    with ServiceProcess("dev", tmp_path, valkey_url, LIVEKIT_API_SECRET="secret") as service:
+    dev = {"LIVEKIT_API_SECRET": "secret", "CCTV_PUSHERS_ENABLED": None}  # `make run`'s own
+    with ServiceProcess("dev", tmp_path, valkey_url, dev) as service:
         assert service.process is not None and service.process.poll() is None
 
 

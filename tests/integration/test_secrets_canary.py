@@ -1,4 +1,4 @@
-"""Secrets canary (issue 6, must-show 4): a camera whose RTSP URL carries a unique password
+"""Secrets canary: a camera whose RTSP URL carries a unique password
 goes through every flow; the password shows up in no log line, metric, API response,
 container label or name, CLI output or debug-bundle file.
 
@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tests.livekit_helpers import HEADERS, reserve
-from tests.livekit_stack import container_env, pusher_env, running_pushers, stack
-from tests.service_process import cli_run
-from tests.waiting import eventually
+from tests.harness.docker import container_env, pusher_containers
+from tests.harness.http import ADMIN_HEADERS, admit, put_camera
+from tests.harness.livekit import NewStack, pusher_env
+from tests.harness.service import cli_run
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
@@ -36,30 +37,39 @@ CLI_COMMANDS = (
 
 
 async def test_an_rtsp_password_never_leaves_the_service(
-    client: Redis, docker_api: Any, whip_pusher_image: str, valkey_url: str, tmp_path: Path
+    client: Redis,
+    docker_api: Any,
+    whip_pusher_image: str,
+    new_stack: NewStack,
+    tmp_path: Path,
 ) -> None:
     canary = f"canary{uuid.uuid4().hex}"
     rtsp_url = f"rtsp://operator:{canary}@127.0.0.1:8554/live?auth={canary}x"
     seen: list[tuple[str, str]] = []  # (where, text) of everything that left the service
 
-    async with stack(tmp_path, valkey_url, pusher_env(whip_pusher_image)) as s:
-        put = await s.http.put(
-            "/api/v1/cameras/cam-canary",
-            json={"name": "Canary gate", "rtsp_url": rtsp_url, "enabled": True},
-            headers=HEADERS,
-        )
+    async with new_stack(pusher_env(whip_pusher_image)) as s:
+        put = await put_camera(s.http, "cam-canary", rtsp_url, name="Canary gate")
         assert put.status_code == 201, put.text
         seen.append(("PUT camera", put.text))
-        first = await reserve(s.http, "cam-canary")
-        second = await reserve(s.http, "cam-canary")
+        first = await admit(s.http, "cam-canary")
+        second = await admit(s.http, "cam-canary")
         seen.append(("reserve", str(first)))
         s.fake.join(first["token"])
 
         async def running() -> bool:
-            return len(await asyncio.to_thread(running_pushers, docker_api, "cam-canary")) == 1
+            return (
+                len(
+                    await asyncio.to_thread(
+                        pusher_containers, docker_api, "cam-canary", running=True
+                    )
+                )
+                == 1
+            )
 
         await eventually(running, 30, "the canary camera's pusher runs")
-        [pusher] = await asyncio.to_thread(running_pushers, docker_api, "cam-canary")
+        [pusher] = await asyncio.to_thread(
+            pusher_containers, docker_api, "cam-canary", running=True
+        )
         assert canary in container_env(docker_api, pusher["Id"])["RTSP_URL"], "it flowed"
         inspected = docker_api.api.inspect_container(pusher["Id"])
         seen.append(("container labels", str(inspected["Config"]["Labels"])))
@@ -75,7 +85,7 @@ async def test_an_rtsp_password_never_leaves_the_service(
             ("GET", "/metrics"),
             ("GET", "/openapi.json"),
         ):
-            response = await s.http.request(method, path, headers=HEADERS)
+            response = await s.http.request(method, path, headers=ADMIN_HEADERS)
             assert response.status_code == 200, (path, response.text)
             seen.append((f"{method} {path}", response.text))
 
@@ -90,7 +100,7 @@ async def test_an_rtsp_password_never_leaves_the_service(
             done = await asyncio.to_thread(cli_run, s.service, *command)
             assert done.returncode == 0, (command, done.stderr)
             seen.append((" ".join(command), done.stdout + done.stderr))
-        released = await s.http.delete(f"/api/v1/stream/release/{rid}", headers=HEADERS)
+        released = await s.http.delete(f"/api/v1/stream/release/{rid}", headers=ADMIN_HEADERS)
         seen.append(("release", released.text))
         seen.append(("metrics after", (await s.http.get("/metrics")).text))
 

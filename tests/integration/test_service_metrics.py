@@ -1,5 +1,5 @@
 """The per-replica counters and histograms of ``/metrics`` move with what really happened
-(issue 6): a real ``serve`` with real Valkey, the real Docker engine and the LiveKit fake.
+a real ``serve`` with real Valkey, the real Docker engine and the LiveKit fake.
 
 LiveKit hangs first, so the first start fails on a dependency and is restarted once LiveKit
 answers again; a quota rejection, a heartbeat, an unknown path, viewer webhooks and a
@@ -10,54 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import Redis
 
-from orchestrator.runtime import CAMERA_LABEL, GENERATION_LABEL, MANAGED_BY, MANAGED_BY_LABEL
-from orchestrator.store.cameras import CameraRegistry
-from tests.conftest import add_cameras
-from tests.livekit_helpers import HEADERS, reserve
-from tests.livekit_stack import pusher_env, running_pushers, stack
-from tests.waiting import eventually
+from tests.harness.docker import pusher_containers, start_orphan
+from tests.harness.http import ADMIN_HEADERS, admit, reserve
+from tests.harness.livekit import NewStack, pusher_env
+from tests.harness.metrics import scrape, value
+from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(http: httpx.AsyncClient) -> Samples:
-    response = await http.get("/metrics")
-    assert response.status_code == 200, response.text
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(response.text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
 
 async def test_counters_follow_reserves_starts_failures_webhooks_and_corrections(
-    client: Redis,
     docker_api: Any,
     pusher_image: str,
     whip_pusher_image: str,
-    valkey_url: str,
-    tmp_path: Path,
+    new_stack: NewStack,
 ) -> None:
-    await add_cameras(CameraRegistry(client), "cam-a", "cam-stray")
     limits = json.dumps({"METRO": 2, "TOTAL": 10})
     env = pusher_env(whip_pusher_image, CCTV_SOURCE_LIMITS=limits)
-    async with stack(tmp_path, valkey_url, env) as s:
+    async with new_stack(env, cameras=["cam-a", "cam-stray"]) as s:
         s.fake.hang()
-        first = await reserve(s.http, "cam-a")
+        first = await admit(s.http, "cam-a")
 
         async def failed_on_livekit() -> bool:
             m = await scrape(s.http)
@@ -70,28 +46,21 @@ async def test_counters_follow_reserves_starts_failures_webhooks_and_corrections
         s.fake.release()
 
         async def running() -> bool:
-            return len(await asyncio.to_thread(running_pushers, docker_api, "cam-a")) == 1
+            return (
+                len(await asyncio.to_thread(pusher_containers, docker_api, "cam-a", running=True))
+                == 1
+            )
 
         await eventually(running, 30, "the pusher restarted once LiveKit answered")
         s.fake.join(first["token"])
-        await reserve(s.http, "cam-a")
-        refused = await s.http.post(
-            "/api/v1/stream/reserve",
-            json={"camera_id": "cam-a", "user_id": "op", "source": "METRO"},
-            headers=HEADERS,
-        )
+        await admit(s.http, "cam-a")
+        refused = await reserve(s.http, "cam-a")
         assert refused.status_code == 429
         rid = first["reservation_id"]
-        beat = await s.http.post(f"/api/v1/stream/heartbeat/{rid}", headers=HEADERS)
+        beat = await s.http.post(f"/api/v1/stream/heartbeat/{rid}", headers=ADMIN_HEADERS)
         assert beat.status_code == 200
         assert (await s.http.get("/no/such/path")).status_code == 404
-        docker_api.containers.run(
-            pusher_image,
-            name="whip-pusher-cam-stray",
-            detach=True,
-            network_mode="none",
-            labels={MANAGED_BY_LABEL: MANAGED_BY, CAMERA_LABEL: "cam-stray", GENERATION_LABEL: "3"},
-        )
+        start_orphan(docker_api, pusher_image, "cam-stray", generation=3)
 
         async def orphan_counted() -> bool:
             m = await scrape(s.http)

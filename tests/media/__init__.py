@@ -1,1 +1,1 @@
-"""Media-path test doubles and builders: camera simulator, WHIP receiver, pusher image."""
+"""Media-path test doubles: camera simulator, WHIP receiver, loopback lab."""

@@ -18,7 +18,6 @@ import json
 import signal
 import sys
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import quote
 
 from tests.media.encoded_loop import PROFILES, EncodedLoop, check_encoding, encode_loop
@@ -151,12 +150,7 @@ class CameraSimulator:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

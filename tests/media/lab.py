@@ -22,10 +22,10 @@ from typing import Any
 
 import docker.errors
 
-from tests.images import TEST_LABELS
+from tests.harness.constants import REPO_ROOT
+from tests.harness.images import TEST_LABELS
 
 LAB_ADDRESS = "127.0.0.2"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Lab:

@@ -1,4 +1,4 @@
-"""RTSP/1.0 message framing (RFC 2326 §4, §10.12) on a TCP stream shared with RTP.
+"""RTSP/1.0 message framing (RFC 2326 §4) on a TCP stream shared with RTP.
 
 With TCP-interleaved transport the client sends RTCP receiver reports as ``$``-framed binary
 blocks on the very connection that carries its RTSP requests, at any moment between them, so

@@ -32,40 +32,35 @@ def first_slice_types(units: tuple[AccessUnit, ...]) -> str:
     return out
 
 
-@pytest.fixture(scope="module")
-def baseline() -> EncodedLoop:
-    return encode_loop(320, 180, 25, 25, 2)
+LOOP_SECONDS = 2  # of ``baseline_loop`` and ``high_b_loop``: 50 frames, two GOPs
 
 
-@pytest.fixture(scope="module")
-def high_b() -> EncodedLoop:
-    return encode_loop(320, 180, 25, 25, 2, profile="high", b_frames=2)
-
-
-def test_the_default_loop_is_constrained_baseline_without_b_frames(baseline: EncodedLoop) -> None:
-    info = parse_sps(baseline.sps)
+def test_the_default_loop_is_constrained_baseline_without_b_frames(
+    baseline_loop: EncodedLoop,
+) -> None:
+    info = parse_sps(baseline_loop.sps)
     assert (info.profile, info.width, info.height, info.fps) == (
         "Constrained Baseline",
         320,
         180,
         25.0,
     )
-    assert baseline.profile_level_id.startswith("42c0")
-    assert first_slice_types(baseline.access_units) == ("I" + "P" * 24) * 2
-    assert [unit.pts for unit in baseline.access_units] == list(range(50))
+    assert baseline_loop.profile_level_id.startswith("42c0")
+    assert first_slice_types(baseline_loop.access_units) == ("I" + "P" * 24) * 2
+    assert [unit.pts for unit in baseline_loop.access_units] == list(range(50))
 
 
-def test_the_high_loop_has_b_frames_in_closed_gops(high_b: EncodedLoop) -> None:
-    info = parse_sps(high_b.sps)
+def test_the_high_loop_has_b_frames_in_closed_gops(high_b_loop: EncodedLoop) -> None:
+    info = parse_sps(high_b_loop.sps)
     assert (info.profile, info.profile_idc, info.width, info.height) == ("High", 100, 320, 180)
-    assert high_b.profile_level_id.startswith("6400")
-    kinds = first_slice_types(high_b.access_units)
+    assert high_b_loop.profile_level_id.startswith("6400")
+    kinds = first_slice_types(high_b_loop.access_units)
     assert kinds[:7] == "IPBBPBB" and kinds.count("B") >= 14 and kinds[25] == "I"
-    pts = [unit.pts for unit in high_b.access_units]
+    pts = [unit.pts for unit in high_b_loop.access_units]
     assert pts[:7] == [0, 3, 1, 2, 6, 4, 5]  # decode order, each B after its references
     assert sorted(pts[:25]) == list(range(25)) and sorted(pts[25:]) == list(range(25, 50))
-    sdp = build_sdp(high_b, "1").decode()
-    assert f"profile-level-id={high_b.sps[1:4].hex()};" in sdp
+    sdp = build_sdp(high_b_loop, "1").decode()
+    assert f"profile-level-id={high_b_loop.sps[1:4].hex()};" in sdp
 
 
 def test_main_profile_without_b_frames() -> None:

@@ -14,11 +14,11 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness.constants import REPO_ROOT
 
 
 def declared() -> set[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[\[<>=!~; ]", d, maxsplit=1)[0] for d in project["dependencies"]}
     return {n.lower().replace("_", "-") for n in names}
 
@@ -38,7 +38,7 @@ def test_every_import_of_the_service_is_a_declared_dependency() -> None:
     distributions = importlib.metadata.packages_distributions()
     wanted = declared()
     missing = {}
-    for module in sorted(imported_top_levels(ROOT / "orchestrator")):
+    for module in sorted(imported_top_levels(REPO_ROOT / "orchestrator")):
         dists = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
         assert dists, f"{module} is imported but no installed distribution provides it"
         if not dists & wanted:

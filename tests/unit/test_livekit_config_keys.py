@@ -39,9 +39,10 @@ from typing import Any, Final, TypeAlias
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER_FILE = ROOT / "deploy" / "livekit" / "livekit.yaml"
-INGRESS_FILE = ROOT / "deploy" / "livekit" / "ingress.yaml"
+from tests.harness.constants import REPO_ROOT
+
+SERVER_FILE = REPO_ROOT / "deploy" / "livekit" / "livekit.yaml"
+INGRESS_FILE = REPO_ROOT / "deploy" / "livekit" / "ingress.yaml"
 
 
 class _Scalar:

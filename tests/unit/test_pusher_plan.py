@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.domain.containers import STOPPED_STATES, ContainerInfo
+from orchestrator.domain.backoff import TABLE_SIZE, RestartPolicy
+from orchestrator.domain.containers import Workload
 from orchestrator.domain.pusher import PusherView, Snapshot, due_for_start, due_for_stop
-from orchestrator.pusher.backoff import TABLE_SIZE, RestartPolicy
 from orchestrator.reconcile.plan import Correction, plan
+from orchestrator.runtime.parsing import phase_of
 
 NOW = 1_700_000_000_000
 STATES = ("IDLE", "STARTING", "RUNNING", "DRAINING", "STOPPING", "FAILED")
@@ -51,17 +52,17 @@ def container(
     generation: int | None = 1,
     status: str = "running",
     managed: bool = True,
-) -> ContainerInfo:
-    stopped = status in STOPPED_STATES
-    return ContainerInfo(
-        id=cid,
+) -> Workload:
+    phase = phase_of(status)  # Docker's words: running, exited, dead, created
+    return Workload(
+        ref=cid,
         name=f"whip-pusher-{camera_id or 'x'}",
         camera_id=camera_id,
         generation=generation,
-        status=status,
-        exit_code=137 if stopped else None,
-        started_at=None,
+        phase=phase,
         managed=managed,
+        exit_code=137 if phase in ("EXITED", "LOST") else None,
+        engine_state=status,
     )
 
 
@@ -225,8 +226,8 @@ def test_idle_camera_without_viewers_needs_nothing() -> None:
 
 
 def apply(
-    corrections: list[Correction], listing: list[ContainerInfo], snapshot: Snapshot
-) -> tuple[list[ContainerInfo], Snapshot]:
+    corrections: list[Correction], listing: list[Workload], snapshot: Snapshot
+) -> tuple[list[Workload], Snapshot]:
     """What the reconciler's corrections do, modelled on the listing and the snapshot."""
     views = dict(snapshot.views)
     for c in corrections:
@@ -291,9 +292,9 @@ CAMERA_IDS = ("cam-a", "cam-b", "cam-c", "cam-d")
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[list[ContainerInfo], Snapshot, bool]:
+def worlds(draw: st.DrawFn) -> tuple[list[Workload], Snapshot, bool]:
     views: list[PusherView] = []
-    listing: list[ContainerInfo] = []
+    listing: list[Workload] = []
     watched: dict[str, int] = {}
     for camera_id in CAMERA_IDS:
         state = draw(st.sampled_from((None, *STATES)))
@@ -328,7 +329,7 @@ def worlds(draw: st.DrawFn) -> tuple[list[ContainerInfo], Snapshot, bool]:
 
 @given(worlds())
 def test_plan_is_idempotent_for_any_world(
-    world: tuple[list[ContainerInfo], Snapshot, bool],
+    world: tuple[list[Workload], Snapshot, bool],
 ) -> None:
     listing, snapshot, trust_empty = world
     first = plan(listing, snapshot, trust_empty=trust_empty)

@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.media.camera import CameraSimulator
-from tests.media.encoded_loop import AccessUnit, EncodedLoop, encode_loop
+from tests.media.encoded_loop import AccessUnit, EncodedLoop
 from tests.media.h264 import PPS as NAL_PPS
 from tests.media.h264 import SPS as NAL_SPS
 from tests.media.h264 import nal_type
@@ -163,16 +163,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def baseline_loop() -> EncodedLoop:
-    return encode_loop(320, 180, 25, 25, 4)
-
-
-@pytest.fixture(scope="module")
-def high_b_loop() -> EncodedLoop:
-    return encode_loop(320, 180, 25, 25, 4, profile="high", b_frames=2)
 
 
 def annexb(unit: AccessUnit, drop: Iterable[int] = ()) -> bytes:

@@ -1,4 +1,4 @@
-"""Redaction of camera URLs (issue 15, hole 5): every way a camera carries credentials.
+"""Redaction of camera URLs: every way a camera carries credentials.
 
 The passwords are canaries of letters that occur nowhere else, so "no part of it shows" is
 checked as: no three characters of it in a row, and no piece between its punctuation.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 
 from orchestrator.domain.redact import Redactor, redact_text, redact_url, url_secrets
 from orchestrator.runtime.sync_engine import translate
+from tests.harness.constants import REPO_ROOT
 
 
 def pieces(secret: str) -> set[str]:
@@ -229,7 +229,7 @@ def test_redaction_takes_linear_time_on_hostile_input() -> None:
 
 def test_the_pusher_redacts_with_the_services_own_code() -> None:
     """The pusher image cannot import the service: it carries a verbatim copy, kept equal."""
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     service = (root / "orchestrator/domain/redact.py").read_bytes()
     assert (root / "deploy/pusher/cctv_pusher/redact.py").read_bytes() == service, (
         "deploy/pusher/cctv_pusher/redact.py differs: copy orchestrator/domain/redact.py over it"

@@ -10,18 +10,16 @@ import pytest
 from livekit import api
 
 from orchestrator.livekit.tokens import TokenMinter, viewer_grants
-
-KEY = "APIunit"
-SECRET = "unit-secret-that-is-at-least-32-bytes-long"
+from tests.harness.constants import LIVEKIT_KEY, LIVEKIT_SECRET, WRONG_SECRET
 
 
 @pytest.mark.parametrize("room_timeouts", [None, (120, 30)])
 def test_minted_token_equals_the_library_token(room_timeouts: tuple[int, int] | None) -> None:
     expires_ms = int(time.time() * 1000) + 600_000
-    minter = TokenMinter(KEY, SECRET, room_timeouts)
+    minter = TokenMinter(LIVEKIT_KEY, LIVEKIT_SECRET, room_timeouts)
     ours = minter.viewer_token("r1", "operator 7", "cam-1", expires_ms)
     library = (
-        api.AccessToken(KEY, SECRET)
+        api.AccessToken(LIVEKIT_KEY, LIVEKIT_SECRET)
         .with_identity("viewer_r1")
         .with_name("operator 7")
         .with_grants(viewer_grants("cam-1"))
@@ -33,8 +31,10 @@ def test_minted_token_equals_the_library_token(room_timeouts: tuple[int, int] | 
         library = library.with_room_config(config)
     theirs = library.to_jwt()
     assert jwt.get_unverified_header(ours) == jwt.get_unverified_header(theirs)
-    decoded_ours = jwt.decode(ours, SECRET, algorithms=["HS256"], options={"verify_nbf": False})
-    decoded_theirs = jwt.decode(theirs, SECRET, algorithms=["HS256"])
+    decoded_ours = jwt.decode(
+        ours, LIVEKIT_SECRET, algorithms=["HS256"], options={"verify_nbf": False}
+    )
+    decoded_theirs = jwt.decode(theirs, LIVEKIT_SECRET, algorithms=["HS256"])
     for claims in (decoded_ours, decoded_theirs):
         assert abs(claims.pop("exp") - expires_ms // 1000) <= 1
         assert abs(claims.pop("nbf") - time.time()) <= 2
@@ -43,8 +43,8 @@ def test_minted_token_equals_the_library_token(room_timeouts: tuple[int, int] | 
 
 def test_minted_token_passes_the_verifier_with_explicit_grants() -> None:
     expires_ms = int(time.time() * 1000) + 600_000
-    token = TokenMinter(KEY, SECRET).viewer_token("r2", "u", "cam-9", expires_ms)
-    claims = api.TokenVerifier(KEY, SECRET).verify(token)
+    token = TokenMinter(LIVEKIT_KEY, LIVEKIT_SECRET).viewer_token("r2", "u", "cam-9", expires_ms)
+    claims = api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET).verify(token)
     assert claims.identity == "viewer_r2"
     assert claims.name == "u"
     video = claims.video
@@ -55,9 +55,9 @@ def test_minted_token_passes_the_verifier_with_explicit_grants() -> None:
 
 
 def test_wrong_secret_is_refused() -> None:
-    token = TokenMinter(KEY, SECRET).viewer_token(
+    token = TokenMinter(LIVEKIT_KEY, LIVEKIT_SECRET).viewer_token(
         "r3", "u", "cam-1", int(time.time() * 1000) + 60_000
     )
-    verifier = api.TokenVerifier(KEY, "another-secret-that-is-at-least-32-bytes")
+    verifier = api.TokenVerifier(LIVEKIT_KEY, WRONG_SECRET)
     with pytest.raises(jwt.InvalidSignatureError):
         verifier.verify(token)

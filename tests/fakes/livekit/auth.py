@@ -1,9 +1,9 @@
 """Token checks, emulating the server's API-key middleware and grant checks.
 
-livekit-wire.md §2.3: no header -> no grants (each RPC then fails with 401 JSON
+docs/architecture.md, "LiveKit facts": no header -> no grants (each RPC then fails with 401 JSON
 `unauthenticated` "permissions denied"); a header without `Bearer ` or a token that does not
 verify -> 401 text/plain. Tokens are HS256, `iss` must be the API key, `exp` is required, and the
-leeway is 60 s. Join tokens are validated as in §5.2.
+leeway is 60 s. Join tokens are validated as LiveKit does.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def require_room_admin(claims: Claims, room: str) -> None:
 
 
 def verify_join(token: str, api_key: str, api_secret: str) -> Claims:
-    """Validate a client's join token (§5.2): roomJoin, a non-empty identity and room."""
+    """Validate a client's join token: roomJoin, a non-empty identity and room."""
     try:
         claims = verify_token(token, api_key, api_secret)
     except AuthFailure as exc:

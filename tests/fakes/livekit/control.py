@@ -1,9 +1,9 @@
 """The fake's test-control API (Python methods on `FakeLiveKit`; nothing here is on the wire).
 
 Simulated clients: `join` (straight to ACTIVE), `begin_join` / `activate` / `abort_join` (a
-viewer that is JOINING, then connects or never does, §9.11), `leave`. Store-only participants:
-`ghost` / `remove_ghost` (§9.2). Ingress: `fail_next_publish` (ERROR "source encoder not
-ready" instead of PUBLISHING, §9.5), `fail_ingress`, `settle`. Twirp faults: `fail_rpc` (§9.3).
+viewer that is JOINING, then connects or never does), `leave`. Store-only participants:
+`ghost` / `remove_ghost`. Ingress: `fail_next_publish` (ERROR "source encoder not
+ready" instead of PUBLISHING), `fail_ingress`, `settle`. Twirp faults: `fail_rpc`.
 Timing: `publish_delay_seconds`, `no_response_seconds`; `create_room_overwrites_live` brings
 back the old CreateRoom overwrite of a live room's settings.
 """
@@ -71,7 +71,7 @@ class Controls:
         """A client connects with `token` and goes ACTIVE (raises `JoinRejected`).
 
         An identity already in the room is evicted first: participant_left (old sid,
-        DUPLICATE_IDENTITY), then participant_joined (new sid), as LiveKit does (§5.2).
+        DUPLICATE_IDENTITY), then participant_joined (new sid), as LiveKit does.
         """
         claims = verify_join(token, self.api_key, self.api_secret)
         participant = participant_from(claims, self._clock())
@@ -93,7 +93,7 @@ class Controls:
     def abort_join(
         self, room: str, identity: str, reason: DisconnectReason = DisconnectReason.JOIN_FAILURE
     ) -> ParticipantInfo:
-        """The JOINING participant never connects: participant_connection_aborted (§9.11)."""
+        """The JOINING participant never connects: participant_connection_aborted."""
         if self._rooms.get(room, identity).state != ParticipantInfo.State.JOINING:
             raise ValueError(f"{identity} in {room} is not JOINING")
         return self._rooms.remove(room, identity, reason)
@@ -110,7 +110,7 @@ class Controls:
             raise ValueError(f"{identity} in {room} is a ghost: no client to leave")
         return self._rooms.remove(room, identity, reason)
 
-    # ---- store-only participants (§9.2) ----------------------------------------------------
+    # ---- store-only participants ----------------------------------------------------
     def ghost(
         self,
         room: str,
@@ -170,7 +170,7 @@ class Controls:
         """Close rooms past their empty/departure timeout (the real server checks every 1 s)."""
         return self._rooms.close_idle(now)
 
-    # ---- Twirp faults (§9.3) ---------------------------------------------------------------
+    # ---- Twirp faults ---------------------------------------------------------------
     def fail_rpc(
         self,
         method: str,

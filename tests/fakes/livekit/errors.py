@@ -2,11 +2,11 @@
 
 ```
 Exception
-├── TwirpFailure   -> Twirp JSON error body {"code","msg"[,"meta"]} (livekit-wire.md §2.2)
+├── TwirpFailure   -> Twirp JSON error body {"code","msg"[,"meta"]}
 │   └── NoResponse -> `unavailable` "no response from servers", answered only after the psrpc
-│                     affinity timeout (`no_response_seconds`, §9.2): an RPC no node claims
-├── AuthFailure    -> 401 text/plain from the auth middleware (§2.3 steps 2-3)
-├── WhipFailure    -> plain-text WHIP error with a psrpc-derived status (§6, §9.7)
+│                     affinity timeout (`no_response_seconds`): an RPC no node claims
+├── AuthFailure    -> 401 text/plain from the auth middleware
+├── WhipFailure    -> plain-text WHIP error with a psrpc-derived status
 └── JoinRejected   -> raised by the test helper `FakeLiveKit.join` (not wire)
 ```
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# twirp.ServerHTTPStatusFromErrorCode (livekit-wire.md §2.2).
+# twirp.ServerHTTPStatusFromErrorCode.
 TWIRP_STATUS: Mapping[str, int] = {
     "canceled": 408,
     "unknown": 500,
@@ -27,7 +27,7 @@ TWIRP_STATUS: Mapping[str, int] = {
     "already_exists": 409,
     "permission_denied": 403,
     "unauthenticated": 401,
-    "resource_exhausted": 429,  # Twirp v8.1.3; not 403 (§2.2)
+    "resource_exhausted": 429,  # Twirp v8.1.3; not 403
     "failed_precondition": 412,
     "aborted": 409,
     "out_of_range": 400,
@@ -59,14 +59,14 @@ class TwirpFailure(Exception):
 
 
 class NoResponse(TwirpFailure):
-    """psrpc `ErrNoResponse`: the RPC went to a topic no server claimed (§9.2)."""
+    """psrpc `ErrNoResponse`: the RPC went to a topic no server claimed."""
 
     def __init__(self) -> None:
         super().__init__("unavailable", "no response from servers")
 
 
 def permissions_denied() -> TwirpFailure:
-    """What every failed grant check returns (`twirpAuthError`, §2.3)."""
+    """What every failed grant check returns (`twirpAuthError`)."""
     return TwirpFailure("unauthenticated", "permissions denied")
 
 

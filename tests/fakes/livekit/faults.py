@@ -1,12 +1,12 @@
 """Fault knobs: timing of the real server's slow answers, scripted RPC failures, the hang gate.
 
 * `Timing.publish_delay_seconds`: how long a WHIP session stays in ENDPOINT_BUFFERING before it
-  publishes (the real ingress waits for RTP on every offered m-line, up to 10 s; §9.5).
+  publishes (the real ingress waits for RTP on every offered m-line, up to 10 s).
 * `Timing.no_response_seconds`: the psrpc affinity timeout (1 s in psrpc). An RPC to a topic no
   node claims answers only after it: an unknown WHIP DELETE (404) or PATCH (503), a
-  RemoveParticipant of a store-only participant (503 `unavailable`; §9.2, §9.7).
+  RemoveParticipant of a store-only participant (503 `unavailable`).
 * `RpcFaults`: make a Twirp method answer a given Twirp error N times, for example 408
-  `deadline_exceeded` (an internal psrpc timeout, §9.3) or 503 `unavailable`, before or after
+  `deadline_exceeded` (an internal psrpc timeout) or 503 `unavailable`, before or after
   the call took effect.
 * `HangGate`: a middleware that parks every request until released.
 """
@@ -80,6 +80,7 @@ class HangGate:
         self._open = asyncio.Event()
         self._open.set()
         self.waiting = 0
+        self.connections: set[object] = set()  # every connection (protocol) that sent a request
 
     def hang(self) -> None:
         self._open.clear()
@@ -89,6 +90,7 @@ class HangGate:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.connections.add(request.protocol)
         if not self._open.is_set():
             self.waiting += 1
             try:

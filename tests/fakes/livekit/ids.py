@@ -1,4 +1,4 @@
-"""Identifier formats used by the real server (livekit-wire.md §3, last paragraph).
+"""Identifier formats used by the real server (docs/architecture.md, "LiveKit facts").
 
 IDs are a prefix plus 12 characters of the shortuuid base57 alphabet; a stream key has no prefix.
 """

@@ -1,9 +1,9 @@
-"""WHIP ingresses as the Ingress Twirp service keeps them (livekit-wire.md §2.4, §5.3).
+"""WHIP ingresses as the Ingress Twirp service keeps them.
 
 Only WHIP_INPUT is supported. CreateIngress validates as the server does (participant identity
 required, encoding options only with transcoding, WHIP defaults to no transcoding) and leaves
 the state ENDPOINT_INACTIVE. The state machine of a publish lives in `sessions.py`; DeleteIngress
-stops the ingress's sessions through `on_delete` and sends no `ingress_ended` (§5.3).
+stops the ingress's sessions through `on_delete` and sends no `ingress_ended`.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class IngressStore:
         return copy_info(self._items[ingress_id])
 
     def delete(self, ingress_id: str) -> IngressInfo:
-        """Stop the active or buffering session, then delete; no ingress_ended (§5.3)."""
+        """Stop the active or buffering session, then delete; no ingress_ended."""
         info = self.get(ingress_id)
         del self._items[ingress_id]
         if self.on_delete is not None:
@@ -100,7 +100,7 @@ class IngressStore:
         return self._items.get(ingress_id)
 
     def publishable(self, stream_key: str) -> IngressInfo:
-        """The ingress a WHIP POST with `stream_key` publishes to (§6, §9.6: an active one too)."""
+        """The ingress a WHIP POST with `stream_key` publishes to (an active one too)."""
         info = next((i for i in self._items.values() if i.stream_key == stream_key), None)
         if info is None or not stream_key:
             raise WhipFailure(404, "ingress not found")
@@ -118,7 +118,7 @@ def copy_info(info: IngressInfo) -> IngressInfo:
 
 
 def ingress_participant(info: IngressInfo, now: float) -> ParticipantInfo:
-    """The ingress's participant (`protocol/ingress/token.go`, §5.3) with one video track."""
+    """The ingress's participant (`protocol/ingress/token.go`) with one video track."""
     participant = ParticipantInfo(
         sid=new_id(PARTICIPANT),
         identity=info.participant_identity,

@@ -1,10 +1,10 @@
-"""The room table: records and get-or-create, as the OSS server keeps them (livekit-wire.md §2.4,
-§5.1, §9.2, §9.9).
+"""The room table: records and get-or-create, as the OSS server keeps them
+(docs/architecture.md, "LiveKit facts").
 
 CreateRoom is get-or-create. On a live room it changes nothing: the request's timeouts and other
-fields are ignored (`roommanager.go` getOrCreateRoom returns the live room; §9.9), so a room an
+fields are ignored (`roommanager.go` getOrCreateRoom returns the live room), so a room an
 early viewer auto-created keeps 300 s / 20 s. `create_overwrites_live = True` brings back the
-fake's old overwrite. A room that only the store knows (left by an unclean stop, §9.2; made here
+fake's old overwrite. A room that only the store knows (left by an unclean stop; made here
 by a ghost participant) is not live: it sends no room_started and never closes for idleness
 until CreateRoom or a join opens it, which then applies the request like a new room.
 """
@@ -29,7 +29,7 @@ _CREATE_FIELDS = ("empty_timeout", "departure_timeout", "max_participants", "met
 
 
 def is_dependent(p: ParticipantInfo) -> bool:
-    """Agents and egress (by kind or grant) neither count nor keep a room open (§5.1)."""
+    """Agents and egress (by kind or grant) neither count nor keep a room open."""
     return p.kind in _DEPENDENT_KINDS or p.permission.agent or p.permission.recorder
 
 

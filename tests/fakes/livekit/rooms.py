@@ -1,10 +1,10 @@
-"""Participants in rooms, with the OSS server's semantics (livekit-wire.md §2.4, §5, §9).
+"""Participants in rooms, with the OSS server's semantics.
 
 * A participant is JOINING from its signal join until ACTIVE; `participant_joined` fires at
-  ACTIVE, and one that goes before ACTIVE gets `participant_connection_aborted` (§9.10-11).
+  ACTIVE, and one that goes before ACTIVE gets `participant_connection_aborted`.
   ListParticipants lists JOINING ones too.
-* A new join with an identity already present evicts the old session (DUPLICATE_IDENTITY, §5.2).
-* Ghosts are participant records left in the store after an unclean server stop (§9.2): listed
+* A new join with an identity already present evicts the old session (DUPLICATE_IDENTITY).
+* Ghosts are participant records left in the store after an unclean server stop: listed
   as ACTIVE with no connection behind them. RemoveParticipant answers 503 `unavailable` after
   the psrpc timeout, they send no webhooks and keep no room open, a real join with the same
   identity overwrites them silently, and they go with their room.
@@ -108,7 +108,7 @@ class RoomStore(RoomTable):
     ) -> ParticipantInfo:
         self.get(room, identity)
         if self.is_ghost(room, identity):
-            raise NoResponse()  # no node serves that participant's topic (§9.2)
+            raise NoResponse()  # no node serves that participant's topic
         return self._drop(room, identity, reason, notify_ingress=notify_ingress)
 
     def add(
@@ -120,7 +120,7 @@ class RoomStore(RoomTable):
         create: CreateRoomRequest | None = None,
     ) -> ParticipantInfo:
         """Join (auto-creating the room, with `create`'s settings), ACTIVE or JOINING; an
-        existing identity is evicted first (§5.2), a ghost with that identity is overwritten
+        existing identity is evicted first, a ghost with that identity is overwritten
         silently."""
         record = self.ensure(room, create)
         identity = participant.identity
@@ -165,12 +165,7 @@ class RoomStore(RoomTable):
         del self._rooms[room].participants[identity]
 
     def _drop(
-        self,
-        room: str,
-        identity: str,
-        reason: DisconnectReason,
-        *,
-        notify_ingress: bool = True,
+        self, room: str, identity: str, reason: DisconnectReason, notify_ingress: bool = True
     ) -> ParticipantInfo:
         record = self._rooms[room]
         gone = record.participants.pop(identity)

@@ -1,10 +1,11 @@
 """The RPC table: request class, grant check and semantics of each supported method.
 
-Grants per livekit-wire.md §2.3: roomCreate (CreateRoom, DeleteRoom), roomList (ListRooms),
-roomAdmin + matching room (participant RPCs), ingressAdmin (Ingress RPCs). Semantics per §2.4
-with the §9 corrections: CreateRoom leaves a live room as it is (§9.9), RemoveParticipant of a
-store-only participant answers 503 `unavailable` (§9.2), ListParticipants lists JOINING
-participants (§9.10). Scripted 408/503 answers come from `faults.RpcFaults` (§9.3).
+Grants as the real server checks them: roomCreate (CreateRoom, DeleteRoom), roomList
+(ListRooms), roomAdmin + matching room (participant RPCs), ingressAdmin (Ingress RPCs).
+Semantics are the real server's (docs/architecture.md, "LiveKit facts"): CreateRoom leaves a
+live room as it is, RemoveParticipant of a store-only participant answers 503 `unavailable`,
+ListParticipants lists JOINING
+participants. Scripted 408/503 answers come from `faults.RpcFaults`.
 """
 
 from __future__ import annotations

@@ -4,17 +4,17 @@
         async with LiveKitAPI(lk.url, KEY, SECRET, timeout=...) as api: ...
         lk.join(viewer_token); lk.leave(room, identity); await lk.drain_webhooks()
 
-What it models, and where the real server is stricter than a naive fake (livekit-wire.md §9):
-a WHIP publish buffers before it publishes and can end in ERROR (§9.5, `sessions.py`), a second
-WHIP POST evicts the first publisher (§9.6), WHIP DELETE/PATCH details (§9.7, `whip.py`),
-CreateRoom keeps a live room's settings (§9.9, `room_table.py`), JOINING participants and
-`participant_connection_aborted` (§9.10-11), store-only participants whose RemoveParticipant
-answers 503 (§9.2, `rooms.py`), retryable 408/503 Twirp errors (§9.3, `faults.py`). The
+What it models, and where the real server is stricter than a naive fake:
+a WHIP publish buffers before it publishes and can end in ERROR (`sessions.py`), a second
+WHIP POST evicts the first publisher, WHIP DELETE/PATCH details (`whip.py`),
+CreateRoom keeps a live room's settings (`room_table.py`), JOINING participants and
+`participant_connection_aborted`, store-only participants whose RemoveParticipant
+answers 503 (`rooms.py`), retryable 408/503 Twirp errors (`faults.py`). The
 test-control API is in `control.py`.
 
 Fault knobs: `stop()`/`start()` close and re-open the listener on the same port (state kept);
 `hang()` accepts requests but answers none until `release()`; `fail_rpc` scripts Twirp errors.
-Remember the real client does not apply its own timeout to RPCs (livekit-wire.md §1.3): wrap
+Remember the real client does not apply its own timeout to RPCs: wrap
 calls in `asyncio.wait_for`.
 """
 
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import TracebackType
+from collections.abc import Collection
+from typing import Unpack
 
 import aiohttp
 from aiohttp import web
@@ -31,7 +32,7 @@ from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.webhook import WebhookEvent
 
 from .control import Controls
-from .events import Clock, EventBus
+from .events import Clock, EventBus, EventParts
 from .faults import HangGate, RpcFaults, Timing
 from .ingresses import IngressStore
 from .rooms import RoomStore
@@ -93,12 +94,7 @@ class FakeLiveKit(Controls):
             raise
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.close()
 
     async def start(self) -> None:
@@ -127,8 +123,10 @@ class FakeLiveKit(Controls):
         """Stop listening (connections refused); in-flight or hung requests are dropped."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
+            ours = {*self._gate.connections, *(runner.server.connections if runner.server else ())}
+            self._gate.connections.clear()
             await runner.cleanup()
-            await _handlers_finished()
+            await _handlers_finished(ours)
 
     async def close(self) -> None:
         self._gate.release()
@@ -156,7 +154,7 @@ class FakeLiveKit(Controls):
 
     @property
     def whip_url(self) -> str:
-        """`IngressInfo.url`: the WHIP base (`whip_base_url`, §6); a test may point it elsewhere."""
+        """`IngressInfo.url`: the WHIP base (`whip_base_url`); a test may point it elsewhere."""
         return self.whip_base_url or self.url + APP
 
     # ---- faults ----------------------------------------------------------------------------
@@ -201,16 +199,10 @@ class FakeLiveKit(Controls):
         """Wait until every queued webhook has been delivered, retried out or dropped."""
         await self._webhooks.drain(timeout)
 
-    def new_event(
-        self,
-        name: str,
-        *,
-        room: Room | None = None,
-        participant: ParticipantInfo | None = None,
-        ingress_info: IngressInfo | None = None,
-    ) -> WebhookEvent:
-        """A fresh event (new `EV_` id, `created_at` now) that is not sent anywhere."""
-        return self._bus.build(name, room=room, participant=participant, ingress_info=ingress_info)
+    def new_event(self, name: str, **parts: Unpack[EventParts]) -> WebhookEvent:
+        """A fresh event (new `EV_` id, `created_at` now) that is not sent anywhere: ``room``,
+        ``participant``, ``ingress_info`` as given."""
+        return self._bus.build(name, **parts)
 
     def sign_event(self, event: WebhookEvent) -> SignedWebhook:
         """Serialise and sign any event exactly as a delivery would."""
@@ -225,17 +217,24 @@ class FakeLiveKit(Controls):
         return await self._webhooks.post(signed, url)
 
 
-async def _handlers_finished(timeout: float = 2.0) -> None:
-    """Wait (bounded) for request handlers the cleanup cancelled: a delayed answer (the
-    no-response delay, a hung request) is still unwinding when ``cleanup`` returns."""
+async def _handlers_finished(connections: Collection[object], timeout: float = 2.0) -> None:
+    """Wait (bounded) for the request handlers of ``connections`` (this server's) that the
+    cleanup cancelled: a delayed answer (the no-response delay, a hung request) is still
+    unwinding when ``cleanup`` returns. Other aiohttp servers' handlers are not waited for."""
     deadline = asyncio.get_running_loop().time() + timeout
     while (left := deadline - asyncio.get_running_loop().time()) > 0:
         pending = [
-            t
-            for t in asyncio.all_tasks()
-            if not t.done()
-            and getattr(t.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+            t for t in asyncio.all_tasks() if not t.done() and _connection_of(t) in connections
         ]
         if not pending:
             return
         await asyncio.wait(pending, timeout=min(left, 0.05))
+
+
+def _connection_of(task: asyncio.Task[object]) -> object:
+    """The aiohttp connection (``RequestHandler``) whose method ``task`` runs, if any."""
+    coro = task.get_coro()
+    if not getattr(coro, "__qualname__", "").startswith("RequestHandler."):
+        return None
+    frame = getattr(coro, "cr_frame", None)
+    return None if frame is None else frame.f_locals.get("self")

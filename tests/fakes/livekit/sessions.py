@@ -1,4 +1,4 @@
-"""WHIP sessions of an ingress without transcoding (livekit-wire.md §4.2, §5.3, §9.5-9.7).
+"""WHIP sessions of an ingress without transcoding.
 
 * A WHIP POST answers 201 at once and puts the ingress in ENDPOINT_BUFFERING (new `started_at`
   and `resource_id`, no webhook). After `Timing.publish_delay_seconds` (the real ingress waits
@@ -8,7 +8,7 @@
   `ingress_ended`, and its session ends: the resource is gone and an upstream session is
   DELETEd. A session whose client DELETEd it while still buffering ends the same way (the real
   handler is closed before any track arrived and times out).
-* A second POST on an active ingress is accepted (§9.6). The older session keeps publishing
+* A second POST on an active ingress is accepted. The older session keeps publishing
   until the new one publishes: the new participant's join evicts the old one
   (`participant_left` DUPLICATE_IDENTITY, then `participant_joined`) and the old session ends
   without any ingress state change (an older `started_at` never overwrites a newer one,
@@ -145,7 +145,7 @@ class WhipSessions:
         session = self.sessions.pop(resource_id, None)
         if session is None:
             raise WhipFailure(404, "ingress not found")
-        if stream_key != session.stream_key:  # only logged by the real server (§9.7)
+        if stream_key != session.stream_key:  # only logged by the real server
             log.info("received delete request with wrong stream key %s", stream_key)
         if session.resource_id in self._pending:
             return session  # still buffering: the timer turns it into ENDPOINT_ERROR

@@ -1,12 +1,12 @@
-"""The Twirp HTTP layer in front of the RPC table (livekit-wire.md §2.1-2.3).
+"""The Twirp HTTP layer in front of the RPC table.
 
 Order as on the real server: the API-key middleware (401 text/plain), then Twirp routing
 (POST only, known path, content type), decoding (`malformed`), then the handler (grant checks
 and semantics). Success is `200 application/protobuf`, or `application/json` with proto field
 names and defaults for JSON requests; every error is Twirp JSON with the status of its code
-(§2.2; `resource_exhausted` is 429, `deadline_exceeded` 408). A scripted fault (`RpcFaults`)
+(`resource_exhausted` is 429, `deadline_exceeded` 408). A scripted fault (`RpcFaults`)
 answers after routing and decoding, before or after the call; a `NoResponse` (an RPC no node
-claims, §9.2) answers only after `Timing.no_response_seconds`.
+claims) answers only after `Timing.no_response_seconds`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signed webhook delivery, as `protocol/webhook` does it (livekit-wire.md §4.1, §4.3, §7.7).
+"""Signed webhook delivery, as `protocol/webhook` does it.
 
 The body is `protojson` of `WebhookEvent` (lowerCamelCase, enum names, int64 as strings, zero
 values omitted), serialised once; the `Authorization` header is the bare JWT (no `Bearer`) with
@@ -48,7 +48,7 @@ def encode_event(event: WebhookEvent) -> str:
 
 
 def sign_body(body: str, api_key: str, api_secret: str) -> str:
-    """The webhook JWT: iss, iat, nbf, exp (+5 min) and sha256, no sub (§4.1)."""
+    """The webhook JWT: iss, iat, nbf, exp (+5 min) and sha256, no sub."""
     now = int(time.time())
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
     claims: dict[str, int | str] = {"iss": api_key, "iat": now, "nbf": now}

@@ -1,13 +1,13 @@
-"""WHIP endpoints shaped like LiveKit's ingress WHIP server (livekit-wire.md §6, §9.5-9.7).
+"""WHIP endpoints shaped like LiveKit's ingress WHIP server.
 
 `POST /w` (stream key as `Authorization: Bearer <key>`, `Bearer ` optional) or `POST /w/<key>`
 with an SDP offer -> `201 application/sdp`, `Location: /w/<key>/<WH_id>`, `ETag` (CRC32 of the
-offer), CORS headers. Neither Content-Type nor Accept is checked (§9.7). A POST on an active
-ingress is accepted too (§9.6); what follows the 201 is in `sessions.py`.
+offer), CORS headers. Neither Content-Type nor Accept is checked. A POST on an active
+ingress is accepted too; what follows the 201 is in `sessions.py`.
 
 `DELETE /w/<key>/<WH_id>` -> 200 empty. An unknown resource answers 404 only after the psrpc
 timeout (`Timing.no_response_seconds`, ~1 s); a wrong stream key on a known resource is only
-logged (§9.7). `PATCH` is an ICE restart only: a body without ice-ufrag/ice-pwd is 400, an
+logged. `PATCH` is an ICE restart only: a body without ice-ufrag/ice-pwd is 400, an
 unknown resource 503 after the psrpc timeout, no `If-Match: *` 422 "Trickle-ICE not supported",
 else 200 `application/trickle-ice-sdpfrag` with an ETag. Errors are plain text.
 
@@ -196,5 +196,5 @@ _ORIGIN = {"Access-Control-Allow-Origin": "*"}
 
 
 def _bearer(header: str) -> str:
-    """The stream key from `Authorization`; some clients omit `Bearer ` (§6)."""
+    """The stream key from `Authorization`; some clients omit `Bearer `."""
     return header.removeprefix("Bearer ").strip()

@@ -12,9 +12,16 @@ bytes): an existing tag is reused, a changed input gives a new tag.
   shared libraries ``ldd`` names (with the dynamic loader), serving port 6379.
 
 Images and the containers made from them carry ``cctv.orchestrator.test=1`` (image labels are
-inherited), so :func:`remove_test_containers` can sweep everything by label.
+inherited), so :func:`sweep` removes everything by label.
 
-Usable from scripts as well: ``python -m tests.images`` builds both and prints their tags.
+These images live with the harness: they exist only for the tests (a placeholder pusher, a
+WHIP stand-in, a Valkey for testcontainers), the session fixtures of
+``tests/harness/fixtures.py`` and the benchmarks are their only users, and the benchmark
+scripts import them without ``deploy/pusher`` on their path. The real pusher image has its own
+builder, ``deploy/pusher/pusher_image``.
+
+Usable from scripts as well: ``python -m tests.harness.images`` builds them and prints their
+tags.
 """
 
 from __future__ import annotations
@@ -52,8 +59,8 @@ CMD ["/bin/busybox", "sh", "-c", \
 """
 
 # The WHIP stand-in: POST an SDP offer to $WHIP_URL with `Authorization: Bearer $WHIP_TOKEN`
-# (the OBS form LiveKit's ingress accepts, livekit-wire.md §6), keep the session, and DELETE
-# its Location on SIGTERM. Runs on the host network so it reaches a fake on 127.0.0.1.
+# (the OBS form LiveKit's ingress accepts), keep the session, and DELETE its Location on
+# SIGTERM. Runs on the host network so it reaches a fake on 127.0.0.1.
 _WHIP_SCRIPT = """\
 #!/bin/busybox sh
 bb=/bin/busybox
@@ -154,6 +161,16 @@ def content_tag(repo: str, dockerfile: str, files: Files) -> str:
     return f"{repo}:{digest.hexdigest()[:12]}"
 
 
+# Everything in the context, nothing pulled, no intermediate containers left, labelled.
+_BUILD_OPTIONS = {
+    "custom_context": True,
+    "pull": False,
+    "rm": True,
+    "forcerm": True,
+    "labels": TEST_LABELS,
+}
+
+
 def _context(dockerfile: str, files: Files) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -174,15 +191,7 @@ def build_image(repo: str, dockerfile: str, files: Files, client: Any = None) ->
         return tag
     except docker.errors.ImageNotFound:
         pass
-    client.images.build(
-        fileobj=_context(dockerfile, files),
-        custom_context=True,
-        tag=tag,
-        pull=False,
-        rm=True,
-        forcerm=True,
-        labels=TEST_LABELS,
-    )
+    client.images.build(fileobj=_context(dockerfile, files), tag=tag, **_BUILD_OPTIONS)
     return tag
 
 
@@ -254,12 +263,13 @@ def remove_test_images(client: Any = None) -> int:
     return len(images)
 
 
-if __name__ == "__main__":
-    print(build_placeholder_pusher_image())
-    print(build_valkey_image())
-
-
 def with_test_label(client: Any, image: str) -> str:
     """``image`` plus the test label, so the sweep of test containers also takes its pushers."""
     dockerfile = f"FROM {image}\nLABEL {' '.join(f'{k}={v}' for k, v in TEST_LABELS.items())}\n"
     return build_image("cctv-test-media-pusher", dockerfile, {}, client)
+
+
+if __name__ == "__main__":
+    print(build_placeholder_pusher_image())
+    print(build_whip_pusher_image())
+    print(build_valkey_image())
