@@ -54,8 +54,12 @@ def validate_reservation_id(value: str) -> str:
 
 
 def new_reservation_id() -> str:
-    """128 random bits, URL-safe (22 characters)."""
-    return secrets.token_urlsafe(16)
+    """128 random bits, URL-safe (22 characters), never starting with ``-`` or ``_``: an id
+    that began with ``-`` would read as an option on the command line (``kick -abc...``)."""
+    while True:
+        rid = secrets.token_urlsafe(16)
+        if rid[0].isalnum():
+            return rid
 
 
 def viewer_identity(reservation_id: str) -> str:

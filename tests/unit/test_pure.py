@@ -103,3 +103,9 @@ def test_cameras_file_loads_from_json_and_yaml(tmp_path: Path) -> None:
     as_json.write_text(json.dumps([{"camera_id": "bad id", "rtsp_url": "rtsp://x/y"}]))
     with pytest.raises(InvalidInput):
         load_cameras_file(as_json)
+
+
+def test_reservation_ids_never_read_as_a_command_line_option() -> None:
+    made = [ids.new_reservation_id() for _ in range(5000)]
+    assert all(rid[0].isalnum() and len(rid) == 22 for rid in made)
+    assert len(set(made)) == len(made)
