@@ -13,6 +13,9 @@ size (a 200 MiB header line is held in memory whole). This subclass adds:
 
 If a previous (pipelined) request is still being answered, its answer is finished first and
 the connection closes after it. Bodies are bounded by ``orchestrator.api.body_guard``.
+
+Every close the server makes lingers (``orchestrator.api.lingering``): the client reads the
+answer instead of a reset.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from orchestrator.api.lingering import LingeringTransport
 from orchestrator.config import Settings
 
 log = logging.getLogger(__name__)
@@ -35,15 +39,29 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
     _awaiting_headers = True
     _header_bytes = 0
 
+    _lingering: LingeringTransport | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._lingering = LingeringTransport(transport, self.loop)
+        super().connection_made(self._lingering)  # type: ignore[arg-type]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._lingering is not None:
+            self._lingering.abort_lingering()
         super().connection_lost(exc)
 
+    def eof_received(self) -> None:
+        if self._lingering is not None and self._lingering.lingering:
+            self._lingering.abort_lingering()  # the client is done too
+            return
+        super().eof_received()
+
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None and self._lingering.lingering:
+            self._lingering.drain(data)
+            return
         if self._awaiting_headers:
             self._header_bytes += len(data)
         super().data_received(data)
@@ -85,8 +103,8 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         log.info("request headers cut off", extra={"code": code, "client": self.client})
-        self.flow.pause_reading()
         if self.cycle is not None and not self.cycle.response_complete:
+            self.flow.pause_reading()  # no further request is parsed
             self.cycle.keep_alive = False  # the answer in flight closes the connection
             return
         if self._header_bytes > 0:  # part of a request arrived: say why it ends

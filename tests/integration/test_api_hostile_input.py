@@ -187,6 +187,18 @@ async def test_slow_headers_and_bodies_are_cut_off_at_their_bounds(service: Serv
     assert served >= 10  # about 2 a 0.1 s round while the slow ones hang on
 
 
+def test_a_client_still_sending_reads_the_early_answer_not_a_reset(service: ServiceProcess) -> None:
+    body = b"[" * (192 * 1024)  # over the body cap, within what the service drains after it
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        sock.sendall(head("PUT", "/api/v1/limits/METRO", length=len(body), key=None) + body)
+        time.sleep(0.5)  # the 413 is written while most of the body is still unread
+        answer = b""
+        while more := sock.recv(65536):  # a reset here is the defect: it may eat the answer
+            answer += more
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"BODY_TOO_LARGE" in answer
+
+
 async def test_headers_over_their_cap_get_431(service: ServiceProcess) -> None:
     def send() -> tuple[int, str]:  # httptools alone would buffer a header of any size
         with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
