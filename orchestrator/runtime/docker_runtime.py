@@ -1,10 +1,9 @@
 """The Docker adapter of the runtime port (``domain/runtime.py``) over the synchronous docker
 SDK (docker 7.x).
 
-Every SDK call runs in a worker thread of the runtime's own pool (``workers`` threads, so
-fifty teardowns at once do not queue behind the loop's small default pool) through
-:class:`~orchestrator.runtime.sync_engine.SyncEngine`; every docker or requests error is
-translated here with ``raise ... from exc`` into ``RuntimeUnavailable`` (temporary),
+Every SDK call runs in a worker thread of the runtime's own pool (``offload.Offload``)
+through :class:`~orchestrator.runtime.sync_engine.SyncEngine`; every docker or requests
+error is translated with ``raise ... from exc`` into ``RuntimeUnavailable`` (temporary),
 ``RuntimeRejected`` (permanent) or ``ContainerConflict``, and never leaks.
 
 What is Docker's here: a camera's pusher is the container ``whip-pusher-<camera_id>``; its
@@ -29,9 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import AsyncGenerator
 
 from orchestrator.domain.containers import (
     DEFAULT_INSTANCE,
@@ -43,18 +40,11 @@ from orchestrator.domain.containers import (
 )
 from orchestrator.domain.ids import container_name, validate_camera_id
 from orchestrator.errors import RuntimeRejected, RuntimeUnavailable
+from orchestrator.runtime.offload import Offload
 from orchestrator.runtime.parsing import event_from_raw
-from orchestrator.runtime.sync_engine import (
-    SDK_ERRORS,
-    EventStream,
-    NameTaken,
-    SyncEngine,
-    translate,
-)
+from orchestrator.runtime.sync_engine import EventStream, NameTaken, SyncEngine, translate
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _END = object()  # the event stream closed
 _STOP = object()  # the caller's stop event was set
@@ -92,17 +82,11 @@ class DockerRuntime:
             log_max_size=log_max_size,
             log_max_file=log_max_file,
         )
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="docker")
+        self._run = Offload(workers, self.kind)
 
     @property
     def stop_grace_seconds(self) -> int:
         return self.stop_timeout_seconds
-
-    async def _run(self, op: str, fn: Callable[[], T], secrets: Iterable[str] = ()) -> T:
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
-        except SDK_ERRORS as exc:
-            raise translate(op, exc, secrets) from exc
 
     async def create_and_start(self, spec: PusherSpec) -> Workload:
         """Create and start ``whip-pusher-<camera_id>``.
@@ -220,4 +204,4 @@ class DockerRuntime:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.close)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._run.shutdown()

@@ -42,15 +42,22 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
     return Redactor(part for value in secrets for part in url_secrets(value))(text)
 
 
-def translate(op: str, exc: BaseException, secrets: Iterable[str] = ()) -> OrchestratorError:
-    """Map a docker/requests/OS error to the service's own error type."""
+def translate(
+    op: str, exc: BaseException, secrets: Iterable[str] = (), runtime: str = "docker"
+) -> OrchestratorError:
+    """Map a docker/requests/OS error to the service's own error type (``runtime`` names the
+    dependency of a temporary one: ``docker`` or ``swarm``)."""
     if isinstance(exc, docker.errors.APIError):
         status = exc.status_code
         detail = _redact(str(exc.explanation or ""), secrets)
         if status is not None and 400 <= status < 500:
-            return RuntimeRejected(f"docker {op} refused ({status}): {detail}", status_code=status)
-        return RuntimeUnavailable(f"docker {op} failed ({status}): {detail}")
-    return RuntimeUnavailable(f"docker engine unreachable during {op} ({type(exc).__name__})")
+            return RuntimeRejected(
+                f"{runtime} {op} refused ({status}): {detail}", status_code=status
+            )
+        return RuntimeUnavailable(f"{runtime} {op} failed ({status}): {detail}", runtime=runtime)
+    return RuntimeUnavailable(
+        f"{runtime} engine unreachable during {op} ({type(exc).__name__})", runtime=runtime
+    )
 
 
 class EventStream:

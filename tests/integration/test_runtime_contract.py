@@ -125,9 +125,99 @@ async def docker_rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         await other.close()
 
 
+@contextlib.asynccontextmanager
+async def swarm_rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    from orchestrator.runtime.swarm_engine import SwarmOptions
+    from orchestrator.runtime.swarm_model import service_name
+    from orchestrator.runtime.swarm_runtime import SwarmRuntime
+    from tests.cluster.swarm import SwarmCluster
+    from tests.harness.images import TEST_LABELS, build_placeholder_pusher_image
+
+    cluster: SwarmCluster = request.getfixturevalue("swarm_cluster")
+    image = build_placeholder_pusher_image()
+    manager = cluster.client()
+    mine = f"contract-{uuid.uuid4().hex[:8]}"
+    options = SwarmOptions(constraints=[f"node.labels.{cluster.worker_label[0]}==true"])
+
+    def make(instance: str) -> SwarmRuntime:
+        return SwarmRuntime(
+            cluster.manager_url,
+            timeout_seconds=30,
+            stop_timeout_seconds=5,
+            instance=instance,
+            poll_seconds=0.25,
+            options=options,
+        )
+
+    runtime, other = make(mine), make(f"{mine}-other")
+
+    def spec(camera_id: str, generation: int, instance: str = mine) -> PusherSpec:
+        return PusherSpec(
+            camera_id=camera_id,
+            generation=generation,
+            image=image,
+            env={"RTSP_URL": "rtsp://user:pw@camera.invalid/s"},
+            instance=instance,
+            network=cluster.network,
+            memory_bytes=64 * 1024**2,
+            cpus=0.25,
+            extra_labels=TEST_LABELS,
+        )
+
+    def task_of(ref: str) -> dict[str, Any] | None:
+        tasks = manager.api.tasks(filters={"service": ref})
+        return max(tasks, key=lambda t: t["CreatedAt"]) if tasks else None
+
+    async def kill(w: Workload) -> None:  # the container, on its worker, behind our back
+        task = await asyncio.to_thread(task_of, w.ref)
+        assert task is not None and task["Status"]["State"] == "running", task
+        node = next(n.name for n in cluster.nodes() if n.id == task["NodeID"])
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        await asyncio.to_thread(cluster.client(node).api.kill, container)
+
+    async def alive(ref: str) -> bool:
+        try:
+            task = await asyncio.to_thread(task_of, ref)
+        except Exception:  # noqa: BLE001 - a removed service runs nothing
+            return False
+        return task is not None and task["Status"]["State"] == "running"
+
+    async def place_foreign(camera_id: str) -> str:
+        from docker.types import EndpointSpec, RestartPolicy, TaskTemplate
+        from docker.types import ContainerSpec as Container
+
+        template = TaskTemplate(Container(image), restart_policy=RestartPolicy(condition="none"))
+        made = await asyncio.to_thread(
+            manager.api.create_service,
+            template,
+            name=service_name(camera_id),
+            labels=TEST_LABELS,
+            endpoint_spec=EndpointSpec(mode="dnsrr"),
+        )
+        ref = str(made["ID"])
+        async with asyncio.timeout(20):
+            while not await alive(ref):
+                await asyncio.sleep(0.1)
+        return ref
+
+    try:
+        yield Rig(runtime, other, spec, kill, place_foreign, alive, settle_seconds=20.0)
+    finally:
+        await runtime.close()
+        await other.close()
+        services = await asyncio.to_thread(manager.services.list)
+        for service in services:  # every test service, ours or foreign
+            if (service.attrs["Spec"].get("Labels") or {}).get("cctv.orchestrator.test"):
+                await asyncio.to_thread(service.remove)
+
+
 RIGS: dict[str, Callable[[pytest.FixtureRequest], contextlib.AbstractAsyncContextManager[Rig]]]
-RIGS = {"fake": fake_rig, "docker": docker_rig}
-RUNTIMES = ["fake", pytest.param("docker", marks=pytest.mark.docker)]
+RIGS = {"fake": fake_rig, "docker": docker_rig, "swarm": swarm_rig}
+RUNTIMES = [
+    "fake",
+    pytest.param("docker", marks=pytest.mark.docker),
+    pytest.param("swarm", marks=pytest.mark.docker),
+]
 
 
 @pytest.fixture(params=RUNTIMES)

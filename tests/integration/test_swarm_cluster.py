@@ -23,7 +23,6 @@ from tests.cluster.swarm import MANAGER, TEST_LABELS, SwarmCluster
 from tests.cluster.system import until
 from tests.harness.images import build_placeholder_pusher_image, docker_client
 
-pytest_plugins = ["tests.cluster.fixtures"]
 pytestmark = [pytest.mark.docker]
 
 PREFIX = "cctv-cluster-test-"
