@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     default_source_limit: int = 0
 
     # --- the pusher runtime -------------------------------------------------------------
-    # What runs pushers (docs/architecture.md, "The runtime port"); only ``docker`` so far.
-    runtime: Literal["docker"] = "docker"
+    # What runs pushers (docs/architecture.md, "The runtime port"): ``docker`` (one engine)
+    # or ``swarm`` (services on a Docker Swarm; ``DOCKER_HOST`` names a manager, docs/swarm.md).
+    runtime: Literal["docker", "swarm"] = "docker"
     # The deployment instance label every pusher carries; listings, events and the reconcile
     # pass see only this instance's pushers, so deployments sharing an engine never touch
     # each other's.
@@ -74,6 +75,17 @@ class Settings(BaseSettings):
     )
     docker_timeout_seconds: float = 10.0
     docker_workers: int = Field(default=32, ge=1, le=256)
+
+    # --- Swarm (CCTV_RUNTIME=swarm; docs/swarm.md) -------------------------------------
+    # Placement constraints (``node.labels.cctv.pushers==true``) and preferences
+    # (``spread=node.labels.zone``), as JSON lists.
+    swarm_constraints: list[str] = Field(default_factory=list)
+    swarm_preferences: list[str] = Field(default_factory=list)
+    # What the scheduler reserves per pusher (limits are CCTV_PUSHER_CPUS / _MEMORY).
+    swarm_reserve_cpus: float = Field(default=0.05, ge=0, le=64)
+    swarm_reserve_memory: str = "64m"
+    # How often task state is read from the manager (it emits no task events).
+    swarm_poll_seconds: float = Field(default=0.5, gt=0, le=1.0)
 
     # --- pushers --------------------------------------------------------------
     pushers_enabled: bool = True
@@ -135,13 +147,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"limit for {source} must be >= 0")
         return value
 
-    @field_validator("pusher_memory")
+    @field_validator("pusher_memory", "swarm_reserve_memory")
     @classmethod
     def _memory(cls, value: str) -> str:
         try:
             parse_memory(value)
         except InvalidInput as exc:
             raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("swarm_preferences")
+    @classmethod
+    def _preferences(cls, value: list[str]) -> list[str]:
+        for item in value:
+            strategy, _, descriptor = item.partition("=")
+            if strategy != "spread" or not descriptor.strip():
+                raise ValueError(f"{item!r}: a preference is spread=<node attribute>")
         return value
 
     @field_validator("lease_seconds", "drain_grace_seconds", "claim_seconds", "token_ttl_seconds")

@@ -68,6 +68,11 @@ class ServiceMetrics:
             "(ghost_removal, listing, ingress_listing, orphan_ingress).",
             ["step"], registry=r,
         )  # fmt: skip
+        self.loop_passes = Counter(
+            "cctv_loop_passes", "Completed passes of the service's periodic loops, by loop "
+            "(expire-leases, pusher-tick, reconcile, livekit-sync, ...): a stalled loop stops "
+            "counting.", ["loop"], registry=r,
+        )  # fmt: skip
         self.leases_expired = Counter(
             "cctv_leases_expired", "Leases released because their heartbeats stopped.",
             registry=r,
@@ -119,6 +124,9 @@ class ServiceMetrics:
         if child is None:
             child = self._children[key] = self.http_seconds.labels(*key)
         child.observe(seconds)
+
+    def loop_pass(self, loop: str) -> None:
+        self.loop_passes.labels(loop).inc()
 
     def corrected(self, kind: str, count: int = 1) -> None:
         if count:

@@ -21,6 +21,7 @@ from orchestrator.auth import KeyRing, Principal, Role
 from orchestrator.camera_admin import CameraAdmin
 from orchestrator.config import Settings
 from orchestrator.domain.backoff import RestartPolicy
+from orchestrator.domain.containers import parse_memory
 from orchestrator.domain.runtime import PusherRuntime
 from orchestrator.errors import InvalidInput
 from orchestrator.livekit.gateway import LiveKitGateway
@@ -37,6 +38,8 @@ from orchestrator.reconcile.containers import Reconciler
 from orchestrator.reconcile.livekit import PresenceSync
 from orchestrator.reconcile.loops import GuardedLoop, LoopGroup
 from orchestrator.runtime import DockerRuntime
+from orchestrator.runtime.swarm_engine import SwarmOptions
+from orchestrator.runtime.swarm_runtime import SwarmRuntime
 from orchestrator.state_metrics import StateGauges
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
@@ -122,7 +125,23 @@ class Services:
 
 
 def runtime_from(settings: Settings) -> PusherRuntime:
-    """The pusher runtime ``CCTV_RUNTIME`` names (``docker``), for ``CCTV_INSTANCE``."""
+    """The pusher runtime ``CCTV_RUNTIME`` names (``docker``, ``swarm``), for
+    ``CCTV_INSTANCE``."""
+    if settings.runtime == "swarm":
+        return SwarmRuntime(
+            settings.docker_host,
+            timeout_seconds=settings.docker_timeout_seconds,
+            stop_timeout_seconds=settings.pusher_stop_timeout_seconds,
+            workers=settings.docker_workers,
+            instance=settings.instance,
+            poll_seconds=settings.swarm_poll_seconds,
+            options=SwarmOptions(
+                constraints=settings.swarm_constraints,
+                preferences=settings.swarm_preferences,
+                cpus_reserved=settings.swarm_reserve_cpus,
+                memory_reserved_bytes=parse_memory(settings.swarm_reserve_memory),
+            ),
+        )
     if settings.runtime == "docker":
         return DockerRuntime(
             settings.docker_host,
@@ -213,7 +232,7 @@ async def open_services(
         report = await store.expire_all(settings.expire_batch_size)
         metrics.leases_expired.inc(report.expired)
 
-    loop = partial(GuardedLoop, on_error=metrics.dependency_error)
+    loop = partial(GuardedLoop, on_error=metrics.dependency_error, on_pass=metrics.loop_pass)
     loops = LoopGroup(
         [loop("expire-leases", expire, interval_seconds=settings.sweep_interval_seconds)]
     )

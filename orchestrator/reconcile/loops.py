@@ -24,9 +24,11 @@ class GuardedLoop:
         interval_seconds: float,
         max_backoff_seconds: float = 30.0,
         on_error: Callable[[Exception], None] | None = None,
+        on_pass: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self._on_error = on_error
+        self._on_pass = on_pass
         self._body = body
         self.interval_seconds = interval_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -37,6 +39,8 @@ class GuardedLoop:
         """One pass of the body, errors propagating (what tests call)."""
         result = await self._body()
         self.runs += 1
+        if self._on_pass is not None:
+            self._on_pass(self.name)
         return result
 
     async def run_forever(self, stop: asyncio.Event) -> None:

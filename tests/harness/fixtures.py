@@ -122,14 +122,20 @@ def new_service(valkey_url: str, client: object, tmp_path: Path) -> NewService:
 
 @pytest.fixture
 def new_stack(valkey_url: str, client: object, tmp_path: Path) -> NewStack:
-    """``new_stack(env, whip_base_url=None, cameras=())``: the cameras registered, then the
-    LiveKit fake and a ``serve`` process wired to it (``async with`` it), on the flushed
-    Valkey."""
+    """``new_stack(env, whip_base_url=None, cameras=(), host="127.0.0.1")``: the cameras
+    registered, then the LiveKit fake (listening on ``host``) and a ``serve`` process wired to
+    it (``async with`` it), on the flushed Valkey."""
 
     def make(
-        env: dict[str, str], *, whip_base_url: str | None = None, cameras: Iterable[str] = ()
+        env: dict[str, str],
+        *,
+        whip_base_url: str | None = None,
+        cameras: Iterable[str] = (),
+        host: str = "127.0.0.1",
     ) -> contextlib.AbstractAsyncContextManager[Stack]:
-        return stack(tmp_path, valkey_url, env, whip_base_url=whip_base_url, cameras=cameras)
+        return stack(
+            tmp_path, valkey_url, env, whip_base_url=whip_base_url, cameras=cameras, host=host
+        )
 
     return make
 

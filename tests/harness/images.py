@@ -60,10 +60,12 @@ CMD ["/bin/busybox", "sh", "-c", \
 
 # The WHIP stand-in: POST an SDP offer to $WHIP_URL with `Authorization: Bearer $WHIP_TOKEN`
 # (the OBS form LiveKit's ingress accepts), keep the session, and DELETE its Location on
-# SIGTERM. Runs on the host network so it reaches a fake on 127.0.0.1.
+# SIGTERM. Runs on the host network so it reaches a fake on 127.0.0.1. On a Swarm its env
+# comes from the file $PUSHER_ENV_FILE names.
 _WHIP_SCRIPT = """\
 #!/bin/busybox sh
 bb=/bin/busybox
+if [ -n "$PUSHER_ENV_FILE" ]; then set -a; . "$PUSHER_ENV_FILE"; set +a; fi  # a Swarm secret
 hp=${WHIP_URL#*://}; hp=${hp%%/*}
 headers=$($bb wget -S -O /dev/null --header "Authorization: Bearer $WHIP_TOKEN" \\
   --header "Content-Type: application/sdp" --post-data "$(printf 'v=0\\r\\ns=cctv-test\\r\\n')" \\

@@ -89,14 +89,16 @@ async def stack(
     *,
     whip_base_url: str | None = None,
     cameras: Iterable[str] = (),
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[Stack]:
     """``cameras`` registered, then the fake, a service pointing at it, and the fake's webhooks
     pointed back at the service. ``whip_base_url``: the ingress URL the fake hands out
-    (default: its own WHIP endpoint)."""
+    (default: its own WHIP endpoint). ``host``: where the fake listens (an address of this
+    machine pushers reach, such as the test cluster's host link)."""
     await register_cameras(valkey_url, *cameras)
     policy = WebhookPolicy(backoff_seconds=0.05)
     fake_lk = FakeLiveKit(
-        LIVEKIT_KEY, LIVEKIT_SECRET, webhook_policy=policy, whip_base_url=whip_base_url
+        LIVEKIT_KEY, LIVEKIT_SECRET, webhook_policy=policy, whip_base_url=whip_base_url, host=host
     )
     async with (
         fake_lk as fake,

@@ -178,13 +178,13 @@ async def swarm_rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     async def alive(ref: str) -> bool:
         try:
             task = await asyncio.to_thread(task_of, ref)
-        except Exception:  # noqa: BLE001 - a removed service runs nothing
+        except Exception:
             return False
         return task is not None and task["Status"]["State"] == "running"
 
     async def place_foreign(camera_id: str) -> str:
-        from docker.types import EndpointSpec, RestartPolicy, TaskTemplate
         from docker.types import ContainerSpec as Container
+        from docker.types import EndpointSpec, RestartPolicy, TaskTemplate
 
         template = TaskTemplate(Container(image), restart_policy=RestartPolicy(condition="none"))
         made = await asyncio.to_thread(

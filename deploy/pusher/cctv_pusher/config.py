@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -27,7 +29,7 @@ class PusherConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PusherConfig:
-        env = os.environ if env is None else env
+        env = with_env_file(os.environ if env is None else env)
         rtsp = _required(env, "RTSP_URL")
         whip = _required(env, "WHIP_URL")
         if urlsplit(rtsp).scheme not in ("rtsp", "rtsps"):
@@ -49,6 +51,32 @@ class PusherConfig:
             stats_interval_s=_seconds(env, "PUSHER_STATS_INTERVAL_SECONDS", 10.0),
             ice_servers=servers,
         )
+
+
+ENV_FILE = "PUSHER_ENV_FILE"
+
+
+def with_env_file(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``env`` plus the ``KEY='value'`` lines of the file ``$PUSHER_ENV_FILE`` names, which win.
+
+    On a Swarm the orchestrator keeps the camera credentials and the WHIP token in a secret
+    mounted as that file, so they never appear in the service spec. POSIX shell quoting, as
+    ``shlex.quote`` writes it; ``#`` starts a comment."""
+    path = env.get(ENV_FILE, "").strip()
+    if not path:
+        return env
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        items = shlex.split(text, comments=True)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{ENV_FILE} could not be read ({type(exc).__name__})") from None
+    merged = dict(env)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"{ENV_FILE} holds something that is not KEY=value")
+        merged[key] = value
+    return merged
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -1,0 +1,129 @@
+"""The Swarm adapter's pure parts: service names, task states as phases, the env file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cctv_pusher.config import ConfigError, PusherConfig, with_env_file
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchestrator.domain.containers import Phase
+from orchestrator.runtime.swarm_model import env_file, service_name, still_held, workload_of
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9](?:[-_]*[A-Za-z0-9]+)*$")  # what Swarm accepts
+CAMERA_IDS = st.from_regex(r"\A[A-Za-z0-9._-]{1,64}\Z")
+
+
+@pytest.mark.parametrize("camera_id", ["cam1", "lobby_2", "gate-7", "a"])
+def test_a_plain_id_keeps_the_plain_name(camera_id: str) -> None:
+    assert service_name(camera_id) == f"whip-pusher-{camera_id}"
+
+
+@given(CAMERA_IDS, CAMERA_IDS)
+def test_every_id_gets_a_valid_name_of_its_own(a: str, b: str) -> None:
+    for camera_id in (a, b):
+        name = service_name(camera_id)
+        assert len(name) <= 63 and SERVICE_NAME.fullmatch(name), name
+    if a != b:  # Swarm compares names without case
+        assert service_name(a).lower() != service_name(b).lower()
+
+
+def test_ids_swarm_would_refuse_or_confuse_are_hashed() -> None:
+    for camera_id in ("Cam.1", "CAM1", "x" * 64, "a--b", "end_", "-x"):
+        assert "--" in service_name(camera_id), camera_id
+
+
+def task(state: str, node: str = "n1", exit_code: int = 0, created: str = "1") -> dict[str, Any]:
+    status = {"State": state, "ContainerStatus": {"ExitCode": exit_code}}
+    return {"ServiceID": "s1", "NodeID": node, "Status": status, "CreatedAt": created}
+
+
+SERVICE = {
+    "ID": "s1",
+    "Spec": {
+        "Name": "whip-pusher-cam1",
+        "Labels": {
+            "cctv.orchestrator/managed-by": "cctv-orchestrator",
+            "cctv.orchestrator/camera": "cam1",
+            "cctv.orchestrator/generation": "4",
+            "cctv.orchestrator/instance": "blue",
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "nodes", "phase", "exit_code"),
+    [
+        ([], {}, Phase.PENDING, None),
+        ([task("assigned")], {"n1": "ready"}, Phase.PENDING, None),
+        ([task("running")], {"n1": "ready"}, Phase.RUNNING, None),
+        ([task("running")], {"n1": "down"}, Phase.LOST, None),  # a dead node's last report
+        ([task("running")], {}, Phase.LOST, None),  # a node the manager no longer lists
+        ([task("failed", exit_code=137)], {"n1": "ready"}, Phase.EXITED, 137),
+        ([task("complete")], {"n1": "ready"}, Phase.EXITED, 0),
+        ([task("rejected")], {"n1": "ready"}, Phase.LOST, None),
+        (
+            [task("failed", created="1"), task("running", created="2")],
+            {"n1": "ready"},
+            Phase.RUNNING,
+            None,
+        ),
+    ],
+)
+def test_the_newest_task_gives_the_phase(
+    tasks: list[dict[str, Any]], nodes: dict[str, str], phase: Phase, exit_code: int | None
+) -> None:
+    w = workload_of(SERVICE, tasks, nodes)
+    assert (w.phase, w.exit_code) == (phase, exit_code)
+    assert (w.ref, w.camera_id, w.generation, w.instance, w.managed) == (
+        "s1",
+        "cam1",
+        4,
+        "blue",
+        True,
+    )
+
+
+def test_a_removal_waits_only_for_tasks_that_may_still_run() -> None:
+    up = {"n1": "ready", "n2": "down"}
+    assert still_held([task("running")], "s1", up) == 1
+    assert still_held([task("running", node="n2")], "s1", up) == 0  # its node is down
+    assert still_held([task("shutdown")], "s1", up) == 0
+    assert still_held([task("running")], "other", up) == 0
+
+
+ENV = {
+    "RTSP_URL": "rtsp://user:p'a$s w\"o`rd@cam.invalid/s?x=1&y=2",
+    "WHIP_URL": "http://ingress.invalid/w",
+    "WHIP_TOKEN": "tok'en with\nnewline",
+    "CAMERA_ID": "cam1",
+}
+
+
+def test_the_env_file_reads_back_in_the_pusher_and_in_sh(tmp_path: Path) -> None:
+    path = tmp_path / "pusher.env"
+    path.write_bytes(env_file(ENV))
+    merged = with_env_file({"PUSHER_ENV_FILE": str(path), "RTSP_URL": "rtsp://old.invalid/"})
+    assert {k: merged[k] for k in ENV} == ENV
+    config = PusherConfig.from_env({"PUSHER_ENV_FILE": str(path)})
+    assert (config.rtsp_url, config.whip_token) == (ENV["RTSP_URL"], ENV["WHIP_TOKEN"])
+    for name, value in ENV.items():  # the test images' busybox sh sources it
+        script = f'set -a; . "{path}"; printf %s "${name}"'
+        shell = subprocess.run(["busybox", "sh", "-c", script], capture_output=True, check=True)
+        assert shell.stdout.decode() == value
+
+
+def test_an_unreadable_env_file_is_a_config_error_without_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "bad.env"
+    path.write_text("RTSP_URL='rtsp://u:secret@x/\n")  # unbalanced quote
+    with pytest.raises(ConfigError) as raised:
+        PusherConfig.from_env({"PUSHER_ENV_FILE": str(path)})
+    assert "secret" not in str(raised.value)
+    with pytest.raises(ConfigError):
+        PusherConfig.from_env({"PUSHER_ENV_FILE": str(tmp_path / "missing")})
