@@ -36,11 +36,15 @@ class Verdict(StrEnum):
     NEWER = "newer"  # ours, not running, of a newer generation: never touched
 
 
-def judge_holder(holder: Workload | None, generation: int, instance: str) -> Verdict:
-    """What a start of ``generation`` does about the holder of its camera's name."""
+def judge_holder(
+    holder: Workload | None, camera_id: str, generation: int, instance: str
+) -> Verdict:
+    """What a start of camera ``camera_id``'s ``generation`` does about the holder of its
+    name. A holder labelled for another camera (a runtime whose names fold case or hash ids
+    could map two cameras to one name) is foreign too."""
     if holder is None:
         return Verdict.VANISHED
-    if not holder.owned_by(instance):
+    if not holder.owned_by(instance) or holder.camera_id != camera_id:
         return Verdict.FOREIGN
     if holder.running:
         return Verdict.ADOPT
@@ -49,9 +53,13 @@ def judge_holder(holder: Workload | None, generation: int, instance: str) -> Ver
     return Verdict.REPLACE
 
 
-def may_remove(holder: Workload, max_generation: int, instance: str) -> bool:
-    """The generation fence: ours, and not newer than ``max_generation``."""
-    return holder.owned_by(instance) and (holder.generation or 0) <= max_generation
+def may_remove(holder: Workload, camera_id: str, max_generation: int, instance: str) -> bool:
+    """The generation fence: ours, of this camera, and not newer than ``max_generation``."""
+    return (
+        holder.owned_by(instance)
+        and holder.camera_id == camera_id
+        and (holder.generation or 0) <= max_generation
+    )
 
 
 async def create_or_adopt(runtime: PusherRuntime, spec: PusherSpec) -> Workload:
@@ -61,7 +69,7 @@ async def create_or_adopt(runtime: PusherRuntime, spec: PusherSpec) -> Workload:
             return await runtime.create_and_start(spec)
         except ContainerConflict as conflict:
             holder = conflict.existing
-            verdict = judge_holder(holder, spec.generation, runtime.instance)
+            verdict = judge_holder(holder, spec.camera_id, spec.generation, runtime.instance)
             if verdict is Verdict.VANISHED or holder is None:
                 continue
             fields = {
@@ -72,7 +80,13 @@ async def create_or_adopt(runtime: PusherRuntime, spec: PusherSpec) -> Workload:
                 "verdict": str(verdict),
             }
             if verdict is Verdict.FOREIGN:
-                whose = "another deployment" if holder.managed else "something we do not manage"
+                whose = (
+                    "something we do not manage"
+                    if not holder.managed
+                    else "another deployment"
+                    if not holder.owned_by(runtime.instance)
+                    else f"camera {holder.camera_id}"
+                )
                 raise RuntimeRejected(f"{holder.name} is held by {whose}") from conflict
             if verdict is Verdict.NEWER:
                 raise RuntimeRejected(f"{holder.name} belongs to a newer generation") from conflict
@@ -100,10 +114,10 @@ async def remove_fenced(runtime: PusherRuntime, camera_id: str, max_generation: 
         "generation": holder.generation,
         "max_generation": max_generation,
     }
-    if not holder.owned_by(runtime.instance):
+    if not holder.owned_by(runtime.instance) or holder.camera_id != camera_id:
         log.warning("refusing to remove a pusher that is not ours", extra=fields)
         return False
-    if not may_remove(holder, max_generation, runtime.instance):
+    if not may_remove(holder, camera_id, max_generation, runtime.instance):
         log.info("keeping a newer generation", extra=fields)
         return False
     await runtime.remove(holder.ref)

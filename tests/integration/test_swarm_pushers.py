@@ -60,6 +60,7 @@ def swarm_env(cluster: SwarmCluster, image: str, instance: str, **extra: str) ->
         CCTV_SWARM_POLL_SECONDS=str(POLL_S),
         CCTV_PUSHER_CPUS="0.25",
         CCTV_PUSHER_MEMORY="64m",
+        CCTV_LEASE_SECONDS="300",  # no test here heartbeats
         **extra,
     )
 
@@ -353,3 +354,53 @@ def service_ids(cluster: SwarmCluster) -> dict[str, tuple[str, str]]:
 
 async def reconcile_passes(http: Any) -> float:
     return value(await scrape(http), "cctv_loop_passes_total", loop="reconcile")
+
+
+async def test_a_pusher_on_a_worker_that_dies_comes_back_on_the_other_worker(
+    swarm_cluster: SwarmCluster,
+    placeholder_image: str,
+    instance: str,
+    valkey_url: str,
+    client: object,
+    tmp_path: Path,
+) -> None:
+    """A dead node's task keeps reporting ``running``; the service reads the node as down,
+    counts the pusher lost and starts the next generation where it can run."""
+    await register_cameras(valkey_url, "sw-node")
+    env = swarm_env(
+        swarm_cluster, placeholder_image, instance, CCTV_LIVEKIT_ENABLED="false", **STATIC_WHIP
+    )
+    async with ServiceProcess("orch", tmp_path, valkey_url, env) as proc:
+        with TaskPoller(swarm_cluster, instance) as poller:
+            await reserve(proc.http, "sw-node")
+            await eventually(holds(partial(poller.one_running_each, ["sw-node"])), 60, "running")
+            (node_id,) = poller.running["sw-node"]
+            ids = {swarm_cluster.node(name).id: name for name in swarm_cluster.worker_names}
+            victim = ids.pop(node_id)
+            (survivor,) = ids
+            killed_at = time.monotonic()
+            swarm_cluster.kill_node(victim)
+            try:
+
+                async def moved() -> bool:
+                    stats = await camera_stats(proc.http, "sw-node")
+                    on_survivor = survivor in poller.running.get("sw-node", [])
+                    return on_survivor and (stats["pusher_state"], stats["generation"]) == (
+                        "RUNNING",
+                        2,
+                    )
+
+                await eventually(moved, 60, "the pusher running again on the other worker")
+                print(f"pusher back on the other worker {time.monotonic() - killed_at:.2f} s after")
+                assert poller.services["sw-node"] == 1
+            finally:
+                swarm_cluster.start_node(victim)
+                swarm_cluster.wait_ready_nodes(60)
+            # Back up, the node stops what it ran before it died: one running task again.
+            await eventually(
+                holds(lambda: poller.running.get("sw-node") == [survivor]),
+                60,
+                "only the new task running once the node is back",
+            )
+            stats = await camera_stats(proc.http, "sw-node")
+            assert (stats["reserved_count"], stats["restarts"]) == (1, 1)

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.domain.backoff import TABLE_SIZE, RestartPolicy
-from orchestrator.domain.containers import Workload
+from orchestrator.domain.containers import Phase, Workload
 from orchestrator.domain.pusher import PusherView, Snapshot, due_for_start, due_for_stop
+from orchestrator.pusher.placement import Verdict, judge_holder, may_remove
 from orchestrator.reconcile.plan import Correction, plan
 from orchestrator.runtime.parsing import phase_of
 
@@ -426,3 +427,14 @@ def test_custom_initial_delay_without_jitter_is_exact() -> None:
     """``CCTV_RESTART_INITIAL_SECONDS`` is a setting (wiring.restart_policy passes it)."""
     policy = RestartPolicy(initial_seconds=0.5, max_seconds=5.0, jitter_seconds=0.0)
     assert policy.delays_ms() == [500, 1_000, 2_000, 4_000] + [5_000] * (TABLE_SIZE - 4)
+
+
+def test_a_holder_labelled_for_another_camera_is_never_adopted_nor_removed() -> None:
+    def holder(camera_id: str, instance: str = "blue") -> Workload:
+        return Workload("r1", "whip-pusher-x", camera_id, 1, Phase.RUNNING, True, instance)
+
+    assert judge_holder(holder("cam1"), "cam1", 2, "blue") is Verdict.ADOPT
+    assert judge_holder(holder("CAM1"), "cam1", 2, "blue") is Verdict.FOREIGN  # one folded name
+    assert judge_holder(holder("cam1", "green"), "cam1", 2, "blue") is Verdict.FOREIGN
+    assert may_remove(holder("cam1"), "cam1", 2, "blue")
+    assert not may_remove(holder("CAM1"), "cam1", 2, "blue")
