@@ -58,11 +58,14 @@ from orchestrator.runtime.swarm_model import (
     tasks_by_service,
     workload_of,
 )
-from orchestrator.runtime.sync_engine import SDK_ERRORS, NameTaken
+from orchestrator.runtime.sync_engine import SDK_ERRORS, NameTaken, docker_kwargs
 
 # Networks that name a single engine's modes: a service cannot join them, so none is attached.
 LOCAL_NETWORKS = frozenset({"bridge", "none", "host", "default"})
 SECRET_GRACE = timedelta(minutes=2)  # an unreferenced secret younger than this may be in use soon
+# The env file belongs to the pusher image's user (``USER 65534:65534``, nobody), read-only;
+# root (as in the test images) reads it too.
+ENV_FILE_OWNER = "65534"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,12 @@ class Snapshot:
 
     workloads: list[Workload]
     taken_at: float
+
+
+def secret_name_for(service: str, generation: int) -> str:
+    """A fresh name for a service's env secret (Swarm allows 64 characters): the service
+    name cut to 40, the generation, 8 random hex digits."""
+    return f"{service[:40].rstrip('-_.')}.{generation}.{random.token_hex(4)}"
 
 
 class SwarmEngine:
@@ -104,13 +113,10 @@ class SwarmEngine:
     def _client(self) -> Any:
         with self._lock:
             if self._api is None:
-                kwargs = (
-                    {"base_url": self._base_url}
-                    if self._base_url is not None
-                    else docker.utils.kwargs_from_env()
-                )
                 self._api = docker.APIClient(
-                    timeout=self._timeout, max_pool_size=self._pool_size, **kwargs
+                    timeout=self._timeout,
+                    max_pool_size=self._pool_size,
+                    **docker_kwargs(self._base_url),
                 )
             return self._api
 
@@ -124,7 +130,16 @@ class SwarmEngine:
             labels=spec.labels(),
             init=spec.init,
             stop_grace_period=spec.stop_grace_seconds * 1_000_000_000,
-            secrets=[SecretReference(secret_id, secret_name, filename=ENV_FILE_TARGET, mode=0o400)],
+            secrets=[
+                SecretReference(
+                    secret_id,
+                    secret_name,
+                    filename=ENV_FILE_TARGET,
+                    uid=ENV_FILE_OWNER,
+                    gid=ENV_FILE_OWNER,
+                    mode=0o400,
+                )
+            ],
         )
         preferences = [tuple(p.split("=", 1)) for p in o.preferences]
         return TaskTemplate(
@@ -146,7 +161,7 @@ class SwarmEngine:
         """Create the service (and its env secret). ``NameTaken`` on 409; nothing is left
         behind by a refused create."""
         api = self._client()
-        secret_name = f"{name}.{spec.generation}.{random.token_hex(4)}"
+        secret_name = secret_name_for(name, spec.generation)
         created_secret = api.create_secret(secret_name, env_file(spec.env), labels=spec.labels())
         secret_id = str(created_secret["ID"])
         try:

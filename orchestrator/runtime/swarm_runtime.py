@@ -107,7 +107,7 @@ class SwarmRuntime:
             pool_size=workers,
         )
         self._run = Offload(workers, self.kind)
-        self._swept_at = 0.0
+        self._swept_at = time.monotonic()  # the first sweep a minute after start
 
     @property
     def stop_grace_seconds(self) -> int:
@@ -142,11 +142,6 @@ class SwarmRuntime:
 
     async def list_managed(self) -> list[Workload]:
         snapshot = await self._run("list", self._engine.snapshot)
-        if time.monotonic() - self._swept_at > SECRET_SWEEP_SECONDS:
-            self._swept_at = time.monotonic()
-            removed = await self._run("sweep", lambda: self._engine.collect_secrets(self.instance))
-            if removed:
-                log.info("unused pusher secrets removed", extra={"count": removed})
         return [w for w in snapshot.workloads if w.owned_by(self.instance)]
 
     async def remove(self, ref: str) -> None:
@@ -195,6 +190,18 @@ class SwarmRuntime:
             for event in changes(before, after):
                 yield event
             before = after
+            await self._collect_secrets()
+
+    async def _collect_secrets(self) -> None:
+        """Now and then, remove this instance's env secrets no service uses (left by a crash
+        mid-create or mid-remove). Only the service's watch does this: a listing (an on-call
+        ``status``, a dry run) never deletes anything."""
+        if time.monotonic() - self._swept_at < SECRET_SWEEP_SECONDS:
+            return
+        self._swept_at = time.monotonic()
+        removed = await self._run("sweep", lambda: self._engine.collect_secrets(self.instance))
+        if removed:
+            log.info("unused pusher secrets removed", extra={"count": removed})
 
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.close)

@@ -33,6 +33,15 @@ SDK_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestExceptio
 _EVENT_FILTERS = {"type": "container", "event": list(EVENT_ACTIONS), "label": [MANAGED_FILTER]}
 
 
+def docker_kwargs(base_url: str | None) -> dict[str, Any]:
+    """The client's address and TLS, as the docker CLI reads them (``DOCKER_HOST``,
+    ``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``); ``base_url`` replaces the address only."""
+    kwargs: dict[str, Any] = docker.utils.kwargs_from_env()
+    if base_url is not None:
+        kwargs["base_url"] = base_url
+    return kwargs
+
+
 class NameTaken(Exception):
     """Create answered 409: a container already holds the deterministic name."""
 
@@ -101,14 +110,9 @@ class SyncEngine:
         self._lock = threading.Lock()
 
     def _new_api(self) -> Any:
-        if self._base_url is None:  # DOCKER_HOST and the TLS variables, like the docker CLI
-            return docker.APIClient(
-                timeout=self._timeout,
-                max_pool_size=self._pool_size,
-                **docker.utils.kwargs_from_env(),
-            )
+        """DOCKER_HOST and the TLS variables, like the docker CLI; a given URL wins."""
         return docker.APIClient(
-            base_url=self._base_url, timeout=self._timeout, max_pool_size=self._pool_size
+            timeout=self._timeout, max_pool_size=self._pool_size, **docker_kwargs(self._base_url)
         )
 
     def _client(self) -> Any:

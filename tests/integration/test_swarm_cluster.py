@@ -143,7 +143,10 @@ echo reached {PREFIX}a
     started = time.monotonic()
     other = f"node.id!={task_a['NodeID']}"
     command = ("/bin/busybox", "sh", "-c", script)
-    second = _service(swarm_cluster, "b", placeholder_image, *command, constraints=[other])
+    # as root: busybox ping needs a raw socket, and the image runs as nobody
+    second = _service(
+        swarm_cluster, "b", placeholder_image, *command, constraints=[other], user="0:0"
+    )
     task_b = _task_in(second, "running")
     assert task_b["NodeID"] in workers
     assert task_b["NodeID"] != task_a["NodeID"]

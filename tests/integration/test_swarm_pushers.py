@@ -24,8 +24,10 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator.domain.containers import CAMERA_LABEL, INSTANCE_LABEL
+from orchestrator.domain.containers import CAMERA_LABEL, INSTANCE_LABEL, PusherSpec
 from orchestrator.domain.ids import publisher_identity, room_name
+from orchestrator.runtime.swarm_engine import SwarmOptions
+from orchestrator.runtime.swarm_runtime import SwarmRuntime
 from orchestrator.store.embedded import EmbeddedValkey
 from tests.cluster.swarm import SwarmCluster
 from tests.harness.http import admit, camera_stats, put_camera, release
@@ -404,3 +406,46 @@ async def test_a_pusher_on_a_worker_that_dies_comes_back_on_the_other_worker(
             )
             stats = await camera_stats(proc.http, "sw-node")
             assert (stats["reserved_count"], stats["restarts"]) == (1, 1)
+
+
+async def test_a_pusher_as_nobody_reads_its_secret_env_and_a_64_character_id_runs(
+    swarm_cluster: SwarmCluster, placeholder_image: str, instance: str
+) -> None:
+    """Through the adapter alone: the env file is the pusher's to read (the real image runs
+    as nobody, like the placeholder), and an id that is no valid service or secret name as it
+    is (upper case, a dot, 64 characters) still gets its pusher; its logs come back raw."""
+    label, wanted = swarm_cluster.worker_label
+    runtime = SwarmRuntime(
+        swarm_cluster.manager_url,
+        stop_timeout_seconds=5,
+        instance=instance,
+        options=SwarmOptions(constraints=[f"node.labels.{label}=={wanted}"]),
+    )
+    camera_id = "Cam." + "x" * 60
+    spec = PusherSpec(
+        camera_id,
+        1,
+        placeholder_image,
+        env={"RTSP_URL": "rtsp://u:long-id-pw-77@10.0.0.1/s", "CAMERA_ID": camera_id},
+        instance=instance,
+        network=swarm_cluster.network,
+        memory_bytes=64 * 1024**2,
+        cpus=0.25,
+    )
+    try:
+        made = await runtime.create_and_start(spec)
+
+        async def read_and_running() -> bool:
+            found = await runtime.get(camera_id)
+            return bool(found and found.running and "env file read" in await runtime.logs(made.ref))
+
+        await eventually(read_and_running, 60, "the pusher running after reading its env file")
+        assert "long-id-pw-77" not in await runtime.logs(made.ref)
+        await runtime.remove(made.ref)
+        assert await runtime.get(camera_id) is None
+        secrets = swarm_cluster.client().api.secrets(
+            filters={"label": f"{INSTANCE_LABEL}={instance}"}
+        )
+        assert secrets == [], "the service's env secret went with it"
+    finally:
+        await runtime.close()
