@@ -229,11 +229,11 @@ class SwarmEngine:
                 return False
             time.sleep(0.2)
         for secret_id in secret_ids:
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(docker.errors.APIError):  # gone, or still in use: the sweep
                 api.remove_secret(secret_id)
         return True
 
-    def collect_secrets(self, instance: str) -> int:
+    def collect_secrets(self, instance: str, grace: timedelta = SECRET_GRACE) -> int:
         """Remove this instance's env secrets that no service uses (a crash between creating
         one and its service, or between removing a service and its secret). Young ones are
         kept: their service may be being created."""
@@ -250,7 +250,7 @@ class SwarmEngine:
             if (labels.get(INSTANCE_LABEL) or DEFAULT_INSTANCE) != instance:
                 continue
             created = parse_time(secret.get("CreatedAt"))
-            if secret["ID"] in used or created is None or now - created < SECRET_GRACE:
+            if secret["ID"] in used or created is None or now - created < grace:
                 continue
             try:
                 api.remove_secret(secret["ID"])

@@ -199,7 +199,11 @@ class SwarmRuntime:
         if time.monotonic() - self._swept_at < SECRET_SWEEP_SECONDS:
             return
         self._swept_at = time.monotonic()
-        removed = await self._run("sweep", lambda: self._engine.collect_secrets(self.instance))
+        try:
+            removed = await self._run("sweep", lambda: self._engine.collect_secrets(self.instance))
+        except (RuntimeUnavailable, RuntimeRejected) as exc:  # best effort: the watch goes on
+            log.warning("pusher secret sweep failed", extra={"error": str(exc)})
+            return
         if removed:
             log.info("unused pusher secrets removed", extra={"count": removed})
 

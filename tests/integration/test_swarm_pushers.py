@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,15 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator.domain.containers import CAMERA_LABEL, INSTANCE_LABEL, PusherSpec
+from orchestrator.domain.containers import (
+    CAMERA_LABEL,
+    INSTANCE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PusherSpec,
+)
 from orchestrator.domain.ids import publisher_identity, room_name
-from orchestrator.runtime.swarm_engine import SwarmOptions
+from orchestrator.runtime.swarm_engine import SwarmEngine, SwarmOptions
 from orchestrator.runtime.swarm_runtime import SwarmRuntime
 from orchestrator.store.embedded import EmbeddedValkey
 from tests.cluster.swarm import SwarmCluster
@@ -449,3 +456,40 @@ async def test_a_pusher_as_nobody_reads_its_secret_env_and_a_64_character_id_run
         assert secrets == [], "the service's env secret went with it"
     finally:
         await runtime.close()
+
+
+def test_the_sweep_removes_only_this_instances_unused_secrets(
+    swarm_cluster: SwarmCluster, placeholder_image: str, instance: str
+) -> None:
+    """A secret left by a crash between it and its service goes; one in use, or another
+    deployment's, stays."""
+    api = swarm_cluster.client().api
+    label, wanted = swarm_cluster.worker_label
+    engine = SwarmEngine(
+        swarm_cluster.manager_url,
+        timeout_seconds=30,
+        options=SwarmOptions(constraints=[f"node.labels.{label}=={wanted}"]),
+    )
+    spec = PusherSpec(
+        "sweep-1", 1, placeholder_image, env={"A": "b"}, instance=instance, network="none"
+    )
+    used = engine.create(spec, "whip-pusher-sweep-1")
+    other = f"{instance}-other"
+
+    def labels(of: str) -> dict[str, str]:
+        return {MANAGED_BY_LABEL: MANAGED_BY, CAMERA_LABEL: "sweep-2", INSTANCE_LABEL: of}
+
+    orphan = api.create_secret(f"sweep-orphan-{instance}", b"A='b'\n", labels=labels(instance))
+    theirs = api.create_secret(f"sweep-theirs-{instance}", b"A='b'\n", labels=labels(other))
+    try:
+        assert engine.collect_secrets(instance) == 0, "young secrets are kept"
+        assert engine.collect_secrets(instance, grace=timedelta(0)) == 1
+        left = {s["ID"] for s in api.secrets()}
+        assert orphan["ID"] not in left and theirs["ID"] in left
+        in_use = api.inspect_service(used.ref)["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
+        assert {s["SecretID"] for s in in_use} <= left
+        assert engine.remove(used.ref, wait_seconds=20)
+        assert not {s["SecretID"] for s in in_use} & {s["ID"] for s in api.secrets()}
+    finally:
+        api.remove_secret(theirs["ID"])
+        engine.close()
