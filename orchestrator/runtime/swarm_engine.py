@@ -78,14 +78,6 @@ class SwarmOptions:
     memory_reserved_bytes: int = 0
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One look at the manager: every managed service as a workload (all instances)."""
-
-    workloads: list[Workload]
-    taken_at: float
-
-
 def secret_name_for(service: str, generation: int) -> str:
     """A fresh name for a service's env secret (Swarm allows 64 characters): the service
     name cut to 40, the generation, 8 random hex digits."""
@@ -198,16 +190,16 @@ class SwarmEngine:
                 states[node] = "unknown"
         return workload_of(service, tasks, states)
 
-    def snapshot(self) -> Snapshot:
-        """Every managed service with its phase: three calls, whatever the number."""
+    def snapshot(self) -> list[Workload]:
+        """Every managed service (of every instance) as a workload: three requests, whatever
+        the number of pushers."""
         api = self._client()
-        taken_at = time.time()
         services = api.services(filters={"label": MANAGED_FILTER})
-        grouped = tasks_by_service(api.tasks()) if services else {}
-        states = node_states(api.nodes()) if services else {}
-        return Snapshot(
-            [workload_of(s, grouped.get(str(s["ID"]), []), states) for s in services], taken_at
-        )
+        if not services:
+            return []
+        grouped = tasks_by_service(api.tasks())
+        states = node_states(api.nodes())
+        return [workload_of(s, grouped.get(str(s["ID"]), []), states) for s in services]
 
     # --- remove -------------------------------------------------------------------------------
 

@@ -142,7 +142,7 @@ class SwarmRuntime:
 
     async def list_managed(self) -> list[Workload]:
         snapshot = await self._run("list", self._engine.snapshot)
-        return [w for w in snapshot.workloads if w.owned_by(self.instance)]
+        return [w for w in snapshot if w.owned_by(self.instance)]
 
     async def remove(self, ref: str) -> None:
         """Remove service ``ref`` and wait until its task stops (gone already is fine)."""
@@ -165,7 +165,7 @@ class SwarmRuntime:
 
     async def _mine(self) -> dict[str, Workload]:
         snapshot = await self._run("poll", self._engine.snapshot)
-        return {w.ref: w for w in snapshot.workloads if w.owned_by(self.instance)}
+        return {w.ref: w for w in snapshot if w.owned_by(self.instance)}
 
     async def events(
         self, stop: asyncio.Event, *, since: float | None = None
