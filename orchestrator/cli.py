@@ -100,6 +100,7 @@ def serve(
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,
+            timeout_keep_alive=settings.http_keep_alive_seconds,
             http=protocol_for(settings),  # request headers bounded in time and size
         )
     finally:

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
     http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Idle keep-alive connections close after this. Longer than the idle timeouts of client
+    # pools and proxies in front (httpx 5 s, nginx 60 s upstream, cloud balancers 60 s), so a
+    # client never reuses a connection the service is closing at that moment.
+    http_keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
 
     # --- leases and quotas --------------------------------------------------------------
     lease_seconds: float = Field(default=60.0, le=DAY_SECONDS)

@@ -37,6 +37,7 @@ from tests.harness.waiting import eventually
 MIB = 1 << 20
 HUGE = 100 * MIB
 BOUND = 2.0  # the service's header and body timeouts here
+KEEP_ALIVE = 3  # the service's idle keep-alive bound here
 SECONDS = 3.0  # bodies are sent in rounds for this long, /health probed all along
 HTTP_COUNT = "cctv_http_request_duration_seconds_count"
 Case = tuple[str, str, str | None, bool]  # method, path, key, chunked
@@ -46,7 +47,8 @@ Answer = tuple[int, str, int]  # status, error code, body bytes the client got t
 @pytest.fixture
 async def service(new_service: NewService) -> AsyncIterator[ServiceProcess]:
     timeouts = {f"CCTV_HTTP_{n}_TIMEOUT_SECONDS": str(BOUND) for n in ("HEADER", "BODY")}
-    async with new_service("hostile", **timeouts) as proc:
+    keep_alive = {"CCTV_HTTP_KEEP_ALIVE_SECONDS": str(KEEP_ALIVE)}
+    async with new_service("hostile", **timeouts, **keep_alive) as proc:
         yield proc
 
 
@@ -197,6 +199,34 @@ def test_a_client_still_sending_reads_the_early_answer_not_a_reset(service: Serv
             answer += more
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"BODY_TOO_LARGE" in answer
+
+
+def one_answer(sock: socket.socket) -> bytes:
+    """Read exactly one answer (headers and ``Content-Length`` bytes of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_an_idle_keep_alive_connection_is_reused_then_closed_at_its_bound(
+    service: ServiceProcess,
+) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        sock.sendall(request)
+        assert one_answer(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(KEEP_ALIVE / 3)  # idle, under the bound: the connection serves again
+        sock.sendall(request)
+        assert one_answer(sock).startswith(b"HTTP/1.1 200")
+        idle_from = time.monotonic()
+        assert sock.recv(65536) == b""  # the service closes it, once idle long enough
+        idle = time.monotonic() - idle_from
+    assert KEEP_ALIVE - 0.5 < idle < KEEP_ALIVE + 5, idle
 
 
 async def test_headers_over_their_cap_get_431(service: ServiceProcess) -> None:
