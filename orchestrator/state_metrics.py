@@ -54,6 +54,13 @@ class StateGauges:
             ["camera_id", "profile", "level", "b_frames"],
             registry=registry,
         )
+        self.waiting = Gauge(
+            "cctv_pushers_waiting",
+            "Active cameras whose pusher the runtime has not placed yet (a Swarm task no node "
+            "has room for: see waiting_for in the stats); each starts by itself once a node "
+            "has room.",
+            registry=registry,
+        )
         self.read_ok = Gauge(
             "cctv_state_read_ok",
             "1 when this scrape read the shared state from Valkey, 0 when it could not "
@@ -65,6 +72,7 @@ class StateGauges:
         """Replace every series with what Valkey holds now (none when Valkey is down)."""
         for gauge in (self.reservations, self.limits, self.pushers, self.viewers, self.codec):
             gauge.clear()
+        self.waiting.set(0)
         try:
             stats = await self._reader.read()
         except TemporaryError as exc:
@@ -87,3 +95,4 @@ class StateGauges:
                 self.codec.labels(camera.camera_id, codec.profile, codec.level, b_frames).set(1)
         for state, count in by_state.items():
             self.pushers.labels(state).set(count)
+        self.waiting.set(sum(1 for camera in stats.cameras if camera.waiting))

@@ -119,6 +119,8 @@ async def stats(services: ServicesDep) -> StatsResponse:
             last_error=c.last_error,
             next_retry_at=iso(c.retry_at_ms),
             codec=CodecStats(**asdict(c.codec)) if c.codec is not None else None,
+            node=c.node,
+            waiting_for=c.waiting,
         )
         for c in data.cameras
     ]

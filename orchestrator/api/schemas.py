@@ -102,6 +102,15 @@ class CameraStats(BaseModel):
     codec: CodecStats | None = Field(
         default=None, description="the camera's stream as its pusher reported it (None: not yet)"
     )
+    node: str | None = Field(
+        default=None, description="the Swarm node the pusher runs on (None: one engine, or not yet)"
+    )
+    waiting_for: str | None = Field(
+        default=None,
+        description="why the pusher does not run yet, as the runtime says it (a Swarm task no "
+        "node has room for: 'no suitable node (insufficient resources on 2 nodes)'); it starts "
+        "by itself once a node has room",
+    )
 
 
 class TotalStats(BaseModel):

@@ -133,7 +133,11 @@ class Workload:
     ``camera_id`` and ``generation`` may be None and the orchestrator must leave it alone.
     ``instance`` is the deployment label (None on a pusher made before there was one: it
     counts as the default instance's). ``engine_state`` is the engine's own word, for people.
-    ``started_at`` is None when unknown (listings may not report it).
+    ``started_at`` is None when unknown (listings may not report it). ``node`` names where it
+    runs when the runtime spreads pushers over hosts (None on one engine). ``waiting`` is the
+    runtime's reason, in its words, why a PENDING one does not run yet (no node has room).
+    ``displaced``: the runtime took it away (its node died or was drained), not a crash of
+    the pusher, so its restart need not wait out a backoff.
     """
 
     ref: str
@@ -146,6 +150,9 @@ class Workload:
     exit_code: int | None = None
     engine_state: str = ""
     started_at: datetime | None = None
+    node: str | None = None
+    waiting: str | None = None
+    displaced: bool = False
 
     @property
     def running(self) -> bool:
@@ -180,6 +187,7 @@ class RuntimeEvent:
     instance: str | None = None
     exit_code: int | None = None
     time: float = 0.0
+    displaced: bool = False  # an ENDED pusher its runtime took away (node down, drained)
 
     def owned_by(self, instance: str) -> bool:
         return (self.instance or DEFAULT_INSTANCE) == instance

@@ -41,6 +41,8 @@ class PusherView:
     last_error: str | None
     resume: str | None
     running_since_ms: int | None = None
+    node: str | None = None  # where this generation's workload runs (a Swarm node)
+    waiting: str | None = None  # why it does not run yet, in the runtime's words
 
     @classmethod
     def parse(cls, camera_id: str, meta: dict[str, str]) -> PusherView:
@@ -61,6 +63,7 @@ class PusherView:
             last_error=meta.get("last_error") or None,
             resume=meta.get("resume") or None,
             running_since_ms=num("running_since"),
+            **placement(meta),
         )
 
     @property
@@ -69,6 +72,16 @@ class PusherView:
         if self.state == PusherState.DRAINING:
             return self.resume or PusherState.STARTING
         return self.state
+
+
+def placement(meta: dict[str, str]) -> dict[str, str | None]:
+    """``node`` and ``waiting`` as recorded for the camera's current generation (None for an
+    older generation's record)."""
+    current = meta.get("placement_generation") == meta.get("generation", "")
+    return {
+        "node": (meta.get("node") or None) if current else None,
+        "waiting": (meta.get("waiting") or None) if current else None,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def failure_reason(event: RuntimeEvent) -> str:
+    if event.displaced:
+        return "pusher lost: the runtime took it away (its node is down or drained)"
     if event.exit_code is not None:
         return f"container exited with code {event.exit_code}"
     return "container removed" if event.kind is EventKind.REMOVED else "container died"
@@ -51,7 +53,11 @@ class EventWatcher:
             return False  # another deployment's pusher (the runtime filters already)
         reason = failure_reason(event)
         retry_at = await self.reconciler.lifecycle.pushers.mark_failed(
-            event.camera_id, event.generation or 1, reason, container_id=event.ref
+            event.camera_id,
+            event.generation or 1,
+            reason,
+            container_id=event.ref,
+            displaced=event.displaced,
         )
         if retry_at is not None:
             log.warning(

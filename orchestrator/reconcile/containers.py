@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 
+from orchestrator.domain.containers import Workload
+from orchestrator.domain.pusher import Snapshot
 from orchestrator.pusher.lifecycle import Lifecycle
 from orchestrator.reconcile.plan import Correction, plan
 
@@ -52,6 +54,7 @@ class Reconciler:
         ]
         if dry_run:
             return corrections
+        await self._record_placements(listing, snapshot)
         applied = [c for c in corrections if await self._apply(c)]
         for correction in applied:
             self.lifecycle.metrics.corrected(correction.kind)
@@ -66,6 +69,19 @@ class Reconciler:
             )
         return applied
 
+    async def _record_placements(self, listing: list[Workload], snapshot: Snapshot) -> None:
+        """Where each recorded pusher runs, or why it waits, when that changed (stats show
+        it; a Swarm task that no node has room for waits with the scheduler's reason)."""
+        for found in listing:
+            view = snapshot.views.get(found.camera_id or "")
+            if view is None or view.container_id != found.ref:
+                continue
+            waiting = found.waiting if not found.stopped else None
+            if (view.node, view.waiting) != (found.node, waiting):
+                await self.lifecycle.pushers.record_placement(
+                    view.camera_id, view.generation, found.ref, found.node, waiting
+                )
+
     async def _apply(self, correction: Correction) -> bool:
         camera_id = correction.camera_id
         pushers = self.lifecycle.pushers
@@ -77,6 +93,7 @@ class Reconciler:
                 correction.generation,
                 correction.reason,
                 container_id=correction.container_id,
+                displaced=correction.displaced,
             )
             return retry_at is not None
         self.lifecycle.spawn(camera_id, self.lifecycle.claim_and_start(camera_id))

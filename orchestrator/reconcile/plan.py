@@ -25,6 +25,7 @@ class Correction:
     container_id: str = ""
     generation: int = 0
     reason: str = ""
+    displaced: bool = False  # dead because the runtime took it away: restart at once
 
 
 def plan(listing: list[Workload], snapshot: Snapshot, *, trust_empty: bool) -> list[Correction]:
@@ -50,7 +51,12 @@ def plan(listing: list[Workload], snapshot: Snapshot, *, trust_empty: bool) -> l
         elif found.stopped:  # not PENDING: a listing taken mid-start is not a death
             state = found.engine_state or found.phase.lower()
             reason = f"container {state}, exit code {found.exit_code}"
-            corrections.append(Correction("dead", camera_id, found.ref, view.generation, reason))
+            if found.displaced:
+                where = f" on {found.node}" if found.node else ""
+                reason = f"pusher lost{where}: its node is down or drained ({state})"
+            corrections.append(
+                Correction("dead", camera_id, found.ref, view.generation, reason, found.displaced)
+            )
     for camera_id, live in sorted(snapshot.watched.items()):
         view = snapshot.views.get(camera_id)
         if live > 0 and (view is None or view.state == PusherState.IDLE):

@@ -181,14 +181,11 @@ class SwarmEngine:
             tasks = api.tasks(filters={"service": service["ID"]})
         except docker.errors.NotFound:
             return None
-        nodes = {str(t["NodeID"]) for t in tasks if t.get("NodeID")}
-        states = {}
-        for node in nodes:
-            try:
-                states[node] = str(api.inspect_node(node)["Status"]["State"])
-            except docker.errors.NotFound:
-                states[node] = "unknown"
-        return workload_of(service, tasks, states)
+        found = []
+        for node in {str(t["NodeID"]) for t in tasks if t.get("NodeID")}:
+            with contextlib.suppress(docker.errors.NotFound):  # gone: counts as unknown
+                found.append(api.inspect_node(node))
+        return workload_of(service, tasks, node_states(found))
 
     def snapshot(self) -> list[Workload]:
         """Every managed service (of every instance) as a workload: three requests, whatever

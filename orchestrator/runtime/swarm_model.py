@@ -8,10 +8,14 @@ at most 63 characters) and compares names without case. Any other camera id (one
 name of its own that no valid id maps to, so two cameras never share a service name.
 
 **Phases.** A service has one task (1 replica, restart condition ``none``). No task yet, or a
-task before ``running``: PENDING. ``running``: RUNNING, unless its node is not ready (down,
-unknown or disconnected): a dead node's task keeps reporting ``running``, so it is LOST.
-``complete``, ``failed``, ``shutdown``: EXITED (with the container's exit code). ``rejected``
-(no such image, no suitable node gave up), ``orphaned``, ``remove``: LOST.
+task before ``running``: PENDING (with the scheduler's reason while no node has room). Then:
+
+- on a node that is not ready (down, unknown, disconnected) or drained, whatever it last
+  reported: LOST and *displaced* (a dead node's task keeps reporting ``running``; a drained
+  node's is shut down by Swarm, which never places it again with restart condition none);
+- ``running``: RUNNING, on its node (by hostname);
+- ``complete``, ``failed``, ``shutdown``: EXITED (with the container's exit code);
+- ``rejected`` (no such image), ``orphaned``, ``remove``: LOST.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hashlib
 import re
 import shlex
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +46,28 @@ _UNSAFE = re.compile(r"[^a-z0-9-]+")
 STOPPED = {"complete": Phase.EXITED, "failed": Phase.EXITED, "shutdown": Phase.EXITED}
 LOST = frozenset({"rejected", "orphaned", "remove"})
 NODE_UP = "ready"
+DRAINED = "drain"
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A node as the manager reports it: its state, availability and hostname."""
+
+    state: str
+    availability: str = "active"
+    hostname: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.state == NODE_UP
+
+    @property
+    def keeps_tasks(self) -> bool:
+        """Up and not drained: a task there is not being taken away."""
+        return self.up and self.availability != DRAINED
+
+
+UNKNOWN_NODE = NodeStatus("unknown")
 
 ENV_FILE_VARIABLE = "PUSHER_ENV_FILE"  # where the pusher finds its secret env (a file path)
 ENV_FILE_TARGET = "pusher.env"  # the secret's file name under /run/secrets
@@ -96,13 +123,18 @@ def latest_task(tasks: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return newest
 
 
-def task_phase(task: Mapping[str, Any] | None, node_states: Mapping[str, str]) -> Phase:
-    """The phase of a service whose newest task is ``task`` (node id -> node state)."""
+def _node_of(task: Mapping[str, Any] | None, nodes: Mapping[str, NodeStatus]) -> NodeStatus | None:
+    node = (task or {}).get("NodeID")
+    return nodes.get(str(node), UNKNOWN_NODE) if node else None
+
+
+def task_phase(task: Mapping[str, Any] | None, nodes: Mapping[str, NodeStatus]) -> Phase:
+    """The phase of a service whose newest task is ``task`` (node id -> its status)."""
     if task is None:
         return Phase.PENDING
     state = str((task.get("Status") or {}).get("State", ""))
-    node = task.get("NodeID")
-    if node and state == "running" and node_states.get(str(node), "unknown") != NODE_UP:
+    node = _node_of(task, nodes)
+    if node is not None and not node.keeps_tasks and (state == "running" or state in STOPPED):
         return Phase.LOST
     if state == "running":
         return Phase.RUNNING
@@ -116,17 +148,20 @@ def task_phase(task: Mapping[str, Any] | None, node_states: Mapping[str, str]) -
 def workload_of(
     service: Mapping[str, Any],
     tasks: Iterable[Mapping[str, Any]],
-    node_states: Mapping[str, str],
+    nodes: Mapping[str, NodeStatus],
 ) -> Workload:
-    """A service (``GET /services/{id}``), its tasks and the nodes' states as a workload."""
+    """A service (``GET /services/{id}``), its tasks and the nodes as a workload."""
     spec = service.get("Spec") or {}
     labels: Mapping[str, str] = spec.get("Labels") or {}
     task = latest_task(tasks)
-    phase = task_phase(task, node_states)
+    phase = task_phase(task, nodes)
     status = (task or {}).get("Status") or {}
     container = status.get("ContainerStatus") or {}
     state = str(status.get("State", "no task yet"))
     desired = str((task or {}).get("DesiredState", ""))
+    node = _node_of(task, nodes)
+    displaced = phase is Phase.LOST and node is not None and not node.keeps_tasks
+    reason = str(status.get("Err") or "") if phase is Phase.PENDING else ""
     return Workload(
         ref=str(service["ID"]),
         name=str(spec.get("Name", "")),
@@ -138,6 +173,9 @@ def workload_of(
         exit_code=_int(container.get("ExitCode", "")) if phase is Phase.EXITED else None,
         engine_state=f"{state} (desired {desired})" if desired else state,
         started_at=parse_time(status.get("Timestamp")) if phase is Phase.RUNNING else None,
+        node=(node.hostname or None) if node is not None else None,
+        waiting=reason[:300] or None,
+        displaced=displaced,
     )
 
 
@@ -148,13 +186,20 @@ def tasks_by_service(tasks: Iterable[Mapping[str, Any]]) -> dict[str, list[Mappi
     return grouped
 
 
-def node_states(nodes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Node id -> its state as the manager reports it (``ready``, ``down``, ...)."""
-    return {str(n["ID"]): str((n.get("Status") or {}).get("State", "unknown")) for n in nodes}
+def node_states(nodes: Iterable[Mapping[str, Any]]) -> dict[str, NodeStatus]:
+    """Node id -> its status as the manager reports it (from ``GET /nodes``)."""
+    return {
+        str(n["ID"]): NodeStatus(
+            state=str((n.get("Status") or {}).get("State", "unknown")),
+            availability=str((n.get("Spec") or {}).get("Availability", "active")),
+            hostname=str((n.get("Description") or {}).get("Hostname", "")),
+        )
+        for n in nodes
+    }
 
 
 def still_held(
-    tasks: Iterable[Mapping[str, Any]], service_id: str, states: Mapping[str, str]
+    tasks: Iterable[Mapping[str, Any]], service_id: str, nodes: Mapping[str, NodeStatus]
 ) -> int:
     """How many tasks of a (removed) service may still run: not ended, on a node that is up.
     A removal waits for none, so a camera's next pusher never overlaps its last one."""
@@ -162,6 +207,6 @@ def still_held(
         1
         for t in tasks
         if t.get("ServiceID") == service_id
-        and task_phase(t, states) in (Phase.RUNNING, Phase.PENDING)
-        and states.get(str(t.get("NodeID") or ""), NODE_UP) == NODE_UP
+        and str((t.get("Status") or {}).get("State", "")) not in {*STOPPED, *LOST}
+        and ((node := _node_of(t, nodes)) is None or node.up)
     )

@@ -72,6 +72,7 @@ def _event(kind: EventKind, w: Workload, now: float) -> RuntimeEvent:
         instance=w.instance,
         exit_code=w.exit_code if kind is EventKind.ENDED else None,
         time=now,
+        displaced=w.displaced and kind is EventKind.ENDED,
     )
 
 

@@ -68,18 +68,22 @@ class PusherStore:
         *,
         container_id: str = "",
         min_delay_ms: int = 0,
+        displaced: bool = False,
     ) -> int | None:
         """Record a failure and schedule the restart; the retry time (ms), or None if stale.
 
         ``min_delay_ms``: no restart before then (time for a container still running to go).
+        ``displaced``: the runtime took the pusher away (its node died or was drained): the
+        restart is due at once, not after the backoff (it still counts as a restart).
         """
+        delays = [0] if displaced else self.restart.delays_ms()
         args: list[Arg] = [
             self.clock_offset_ms,
             max(generation, 1),
             container_id,
             error[:MAX_ERROR_TEXT],
             round(self.restart.stable_seconds * 1000),
-            *(max(d, min_delay_ms) for d in self.restart.delays_ms()),
+            *(max(d, min_delay_ms) for d in delays),
         ]
         reply = await self._scripts.pusher_failed([keys.metadata(camera_id)], args)
         code, values = outcome("pusher_failed", reply, "STALE")
@@ -92,6 +96,18 @@ class PusherStore:
             [self.clock_offset_ms, generation, *report.to_fields()],
         )
         code, _ = outcome("codec_report", reply, "STALE")
+        return code == "OK"
+
+    async def record_placement(
+        self, camera_id: str, generation: int, ref: str, node: str | None, waiting: str | None
+    ) -> bool:
+        """Where generation ``generation``'s workload ``ref`` runs, or why it waits; False when
+        it is stale (another generation or workload holds the camera)."""
+        reply = await self._scripts.pusher_placement(
+            [keys.metadata(camera_id)],
+            [self.clock_offset_ms, generation, ref, node or "", (waiting or "")[:300]],
+        )
+        code, _ = outcome("pusher_placement", reply, "STALE")
         return code == "OK"
 
     async def begin_stop(self, camera_id: str, *, force: bool = False) -> int | None:

@@ -87,6 +87,7 @@ class Scripts:
     pusher_claim: Script
     pusher_failed: Script
     pusher_fence: Script
+    pusher_placement: Script
     pusher_running: Script
     pusher_stop: Script
     pusher_stopped: Script

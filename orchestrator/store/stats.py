@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from orchestrator.domain.codec import CodecReport
 from orchestrator.domain.ids import TOTAL
 from orchestrator.domain.models import Lease
-from orchestrator.domain.pusher import PusherState
+from orchestrator.domain.pusher import PusherState, placement
 from orchestrator.store import keys
 from orchestrator.store.errors import translated
 from orchestrator.store.reservations import LeasePolicy
@@ -40,6 +40,8 @@ class CameraStat:
     last_error: str | None
     retry_at_ms: int | None = None
     codec: CodecReport | None = None
+    node: str | None = None
+    waiting: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,7 @@ class StatsReader:
                     retry_at_ms=_int(meta.get("retry_at"), 0) or None,
                     last_error=meta.get("last_error") or None,
                     codec=CodecReport.from_meta(meta),
+                    **placement(meta),
                 )
             )
         limits = rows[4 * len(cameras) :]

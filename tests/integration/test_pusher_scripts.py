@@ -145,6 +145,27 @@ async def test_mark_running_is_fenced_by_generation(world: World) -> None:
     assert await world.b.claim(CAM) is None  # RUNNING is never due for a claim
 
 
+async def test_placement_is_fenced_by_generation_and_workload_and_shown_for_its_own(
+    world: World,
+) -> None:
+    admission = await world.leases.reserve(CAM, SOURCE, "alice")
+    assert await world.a.mark_running(CAM, admission.generation, "svc-1")
+    no_room = "no suitable node (insufficient resources on 2 nodes)"
+    assert await world.a.record_placement(CAM, 1, "svc-1", None, no_room)
+    assert ((await world.view()).node, (await world.view()).waiting) == (None, no_room)
+    assert await world.a.record_placement(CAM, 1, "svc-1", "worker-2", None)
+    assert ((await world.view()).node, (await world.view()).waiting) == ("worker-2", None)
+    assert not await world.a.record_placement(CAM, 1, "svc-old", "worker-1", None)  # stale ref
+    assert not await world.a.record_placement(CAM, 2, "svc-1", "worker-1", None)  # no such gen
+    assert (await world.view()).node == "worker-2"
+    await world.a.mark_failed(CAM, 1, "lost", container_id="svc-1", displaced=True)
+    assert await world.a.claim(CAM) == 2  # displaced: due at once, no backoff
+    assert (await world.view()).node is None, "an older generation's node is not shown"
+    for node, waiting in (("bad node!", ""), ("n", "a\nb"), ("n" * 256, "")):
+        with pytest.raises(InvalidInput):
+            await world.a.record_placement(CAM, 2, "svc-1", node, waiting)
+
+
 async def test_abandoned_start_claim_is_taken_over_with_next_generation(world: World) -> None:
     admission = await world.leases.reserve(CAM, SOURCE, "alice")
     assert admission.generation == 1

@@ -13,7 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.domain.containers import Phase
-from orchestrator.runtime.swarm_model import env_file, service_name, still_held, workload_of
+from orchestrator.runtime.swarm_model import (
+    NodeStatus,
+    env_file,
+    service_name,
+    still_held,
+    workload_of,
+)
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9](?:[-_]*[A-Za-z0-9]+)*$")  # what Swarm accepts
 CAMERA_IDS = st.from_regex(r"\A[A-Za-z0-9._-]{1,64}\Z")
@@ -57,30 +63,43 @@ SERVICE = {
 }
 
 
+READY = NodeStatus("ready", "active", "worker-1")
+DOWN = NodeStatus("down", "active", "worker-1")
+DRAINED = NodeStatus("ready", "drain", "worker-1")
+NO_ROOM = "no suitable node (insufficient resources on 2 nodes)"
+
+
 @pytest.mark.parametrize(
-    ("tasks", "nodes", "phase", "exit_code"),
+    ("tasks", "node", "phase", "exit_code", "displaced"),
     [
-        ([], {}, Phase.PENDING, None),
-        ([task("assigned")], {"n1": "ready"}, Phase.PENDING, None),
-        ([task("running")], {"n1": "ready"}, Phase.RUNNING, None),
-        ([task("running")], {"n1": "down"}, Phase.LOST, None),  # a dead node's last report
-        ([task("running")], {}, Phase.LOST, None),  # a node the manager no longer lists
-        ([task("failed", exit_code=137)], {"n1": "ready"}, Phase.EXITED, 137),
-        ([task("complete")], {"n1": "ready"}, Phase.EXITED, 0),
-        ([task("rejected")], {"n1": "ready"}, Phase.LOST, None),
+        ([], None, Phase.PENDING, None, False),
+        ([task("assigned")], READY, Phase.PENDING, None, False),
+        ([task("running")], READY, Phase.RUNNING, None, False),
+        ([task("running")], DOWN, Phase.LOST, None, True),  # a dead node's last report
+        ([task("running")], None, Phase.LOST, None, True),  # a node the manager no longer lists
+        ([task("shutdown")], DRAINED, Phase.LOST, None, True),  # Swarm took it off a drain
+        ([task("running")], DRAINED, Phase.LOST, None, True),  # being taken off
+        ([task("failed", exit_code=137)], READY, Phase.EXITED, 137, False),
+        ([task("complete")], READY, Phase.EXITED, 0, False),
+        ([task("rejected")], READY, Phase.LOST, None, False),  # no such image: not displaced
         (
             [task("failed", created="1"), task("running", created="2")],
-            {"n1": "ready"},
+            READY,
             Phase.RUNNING,
             None,
+            False,
         ),
     ],
 )
 def test_the_newest_task_gives_the_phase(
-    tasks: list[dict[str, Any]], nodes: dict[str, str], phase: Phase, exit_code: int | None
+    tasks: list[dict[str, Any]],
+    node: NodeStatus | None,
+    phase: Phase,
+    exit_code: int | None,
+    displaced: bool,
 ) -> None:
-    w = workload_of(SERVICE, tasks, nodes)
-    assert (w.phase, w.exit_code) == (phase, exit_code)
+    w = workload_of(SERVICE, tasks, {"n1": node} if node else {})
+    assert (w.phase, w.exit_code, w.displaced) == (phase, exit_code, displaced)
     assert (w.ref, w.camera_id, w.generation, w.instance, w.managed) == (
         "s1",
         "cam1",
@@ -88,14 +107,22 @@ def test_the_newest_task_gives_the_phase(
         "blue",
         True,
     )
+    assert w.node == ("worker-1" if tasks and node else None)
+
+
+def test_a_task_no_node_has_room_for_waits_with_the_schedulers_reason() -> None:
+    pending = {"ServiceID": "s1", "Status": {"State": "pending", "Err": NO_ROOM}, "CreatedAt": "1"}
+    w = workload_of(SERVICE, [pending], {})
+    assert (w.phase, w.waiting, w.node) == (Phase.PENDING, NO_ROOM, None)
+    assert workload_of(SERVICE, [task("running")], {"n1": READY}).waiting is None
 
 
 def test_a_removal_waits_only_for_tasks_that_may_still_run() -> None:
-    up = {"n1": "ready", "n2": "down"}
-    assert still_held([task("running")], "s1", up) == 1
-    assert still_held([task("running", node="n2")], "s1", up) == 0  # its node is down
-    assert still_held([task("shutdown")], "s1", up) == 0
-    assert still_held([task("running")], "other", up) == 0
+    nodes = {"n1": READY, "n2": DOWN}
+    assert still_held([task("running")], "s1", nodes) == 1
+    assert still_held([task("running", node="n2")], "s1", nodes) == 0  # its node is down
+    assert still_held([task("shutdown")], "s1", nodes) == 0
+    assert still_held([task("running")], "other", nodes) == 0
 
 
 ENV = {
