@@ -2,16 +2,24 @@
 
 Settings are grouped by concern and carry their unit in the name. Unprefixed names
 (``VALKEY_URL``, ``LIVEKIT_*``, ``DOCKER_HOST``) are the ones deployments already use; every
-other setting is ``CCTV_<NAME>``.
+other setting is ``CCTV_<NAME>``. The two secrets may instead come from files (Docker and Swarm
+secrets): see :data:`SECRET_FILE_VARIABLES`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from orchestrator.domain.containers import DEFAULT_INSTANCE, INSTANCE_PATTERN, parse_memory
 from orchestrator.domain.ids import TOTAL, validate_source
@@ -27,11 +35,62 @@ DEFAULT_SOURCE_LIMITS: dict[str, int] = {
     TOTAL: 500,
 }
 
+# Secrets read from files (``/run/secrets/<name>`` for Docker and Swarm secrets): each key is a
+# variable naming the file, each value the variable it replaces and the field it sets. Setting
+# both variables of a pair is an error; line endings at the end of the file are dropped.
+SECRET_FILE_VARIABLES: dict[str, tuple[str, str]] = {
+    "CCTV_ADMIN_API_KEY_FILE": ("CCTV_ADMIN_API_KEY", "admin_api_key"),
+    "LIVEKIT_API_SECRET_FILE": ("LIVEKIT_API_SECRET", "livekit_api_secret"),
+}
+
+
+def read_secret_file(variable: str, path: Path) -> str:
+    """The secret held in ``path``, named by ``variable``. Errors never quote the file."""
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SettingsError(f"{variable}: cannot read {path}: {reason}") from None
+    if not value:
+        raise SettingsError(f"{variable}: {path} is empty")
+    return value
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """The settings of :data:`SECRET_FILE_VARIABLES` whose file variable is set."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for file_variable, (variable, field) in SECRET_FILE_VARIABLES.items():
+            path = os.environ.get(file_variable)
+            if not path:
+                continue
+            if os.environ.get(variable):
+                raise SettingsError(f"set {variable} or {file_variable}, not both")
+            values[field] = read_secret_file(file_variable, Path(path))
+        return values
+
 
 class Settings(BaseSettings):
     """Every tunable of the service. See ``docs/configuration.md``."""
 
     model_config = SettingsConfigDict(env_prefix="CCTV_", extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, and the secret files after the environment."""
+        secret_files = SecretFilesSource(settings_cls)
+        return init_settings, env_settings, secret_files, dotenv_settings, file_secret_settings
 
     # --- Valkey -------------------------------------------------------------------------
     valkey_url: str | None = Field(
@@ -110,7 +169,7 @@ class Settings(BaseSettings):
     cameras_file: Path | None = None
 
     # --- auth -------------------------------------------------------------------------
-    admin_api_key: SecretStr | None = None
+    admin_api_key: SecretStr | None = None  # or from a file: CCTV_ADMIN_API_KEY_FILE
     api_keys_file: Path | None = None
     cors_origins: list[str] = Field(default_factory=list)
     quota_retry_after_seconds: int = 10
@@ -125,7 +184,7 @@ class Settings(BaseSettings):
     livekit_api_key: str = Field(
         default="devkey", validation_alias=AliasChoices("LIVEKIT_API_KEY", "livekit_api_key")
     )
-    livekit_api_secret: SecretStr = Field(
+    livekit_api_secret: SecretStr = Field(  # or from a file: LIVEKIT_API_SECRET_FILE
         default=SecretStr("secret"),
         validation_alias=AliasChoices("LIVEKIT_API_SECRET", "livekit_api_secret"),
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import uuid
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from orchestrator.store.client import connect
 from orchestrator.store.embedded import EmbeddedValkey
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
+from tests.cluster.swarm import SwarmCluster
 from tests.harness.constants import LIMITS, REPO_ROOT
 from tests.harness.docker import engine
 from tests.harness.images import (
@@ -43,6 +45,7 @@ from tests.harness.images import (
 from tests.harness.in_process import App, app_settings, open_app
 from tests.harness.livekit import NewStack, Stack, stack
 from tests.harness.service import NewService, ServiceProcess
+from tests.harness.swarm import remove_instance
 
 if TYPE_CHECKING:
     from tests.media.encoded_loop import EncodedLoop
@@ -251,3 +254,12 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     assert not leaked, f"test leaked tasks: {leaked}"
+
+
+@pytest.fixture
+def swarm_instance(swarm_cluster: SwarmCluster) -> Iterator[str]:
+    """A deployment instance of the test's own on the Swarm test cluster; its services and
+    secrets are removed afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    yield name
+    remove_instance(swarm_cluster, name)

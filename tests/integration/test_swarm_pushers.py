@@ -12,17 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
 from orchestrator.domain.containers import (
@@ -39,120 +36,23 @@ from orchestrator.store.embedded import EmbeddedValkey
 from tests.cluster.swarm import SwarmCluster
 from tests.harness.http import admit, camera_stats, put_camera, release
 from tests.harness.images import build_placeholder_pusher_image, build_whip_pusher_image
-from tests.harness.livekit import NewStack, pusher_env
+from tests.harness.livekit import NewStack
 from tests.harness.metrics import scrape, value
 from tests.harness.service import ServiceProcess, running
 from tests.harness.store import register_cameras
+from tests.harness.swarm import (
+    GRACE_S,
+    POLL_S,
+    RECONCILE_S,
+    STATIC_WHIP,
+    TaskPoller,
+    holds,
+    remove_instance,
+    swarm_env,
+)
 from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.docker]
-
-GRACE_S = 1.0  # CCTV_DRAIN_GRACE_SECONDS of pusher_env
-POLL_S = 0.5  # CCTV_SWARM_POLL_SECONDS
-RECONCILE_S = 1.0  # CCTV_RECONCILE_INTERVAL_SECONDS of pusher_env
-STATIC_WHIP = {
-    "CCTV_WHIP_URL": "http://127.0.0.1:9/whip",
-    "CCTV_WHIP_TOKEN": "whip-bearer-never-in-a-spec-5c1e",
-}
-
-
-def swarm_env(cluster: SwarmCluster, image: str, instance: str, **extra: str) -> dict[str, str]:
-    """:func:`pusher_env` with the Swarm runtime on the cluster's manager."""
-    label, wanted = cluster.worker_label
-    return pusher_env(
-        image,
-        CCTV_RUNTIME="swarm",
-        DOCKER_HOST=cluster.manager_url,
-        CCTV_INSTANCE=instance,
-        CCTV_PUSHER_NETWORK=cluster.network,
-        CCTV_SWARM_CONSTRAINTS=json.dumps([f"node.labels.{label}=={wanted}"]),
-        CCTV_SWARM_POLL_SECONDS=str(POLL_S),
-        CCTV_PUSHER_CPUS="0.25",
-        CCTV_PUSHER_MEMORY="64m",
-        CCTV_LEASE_SECONDS="300",  # no test here heartbeats
-        **extra,
-    )
-
-
-class TaskPoller:
-    """Reads the manager every ``interval`` in a thread: per camera of ``instance``, the
-    services and running tasks; remembers the most of each it ever saw."""
-
-    def __init__(self, cluster: SwarmCluster, instance: str, interval: float = 0.1) -> None:
-        self.instance = instance
-        self.interval = interval
-        self.api = docker.APIClient(base_url=cluster.manager_url, timeout=30)
-        self.most_services = 0
-        self.most_running = 0
-        self.polls = 0
-        self.services: Counter[str] = Counter()
-        self.running: dict[str, list[str]] = {}  # camera -> node ids of its running tasks
-        self.emptied_at: float | None = None  # when no service was left, after there were
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _labels(self, spec: dict[str, Any]) -> dict[str, str]:
-        return dict(spec.get("Labels") or {})
-
-    def _poll(self) -> None:
-        mine = f"{INSTANCE_LABEL}={self.instance}"
-        services = self.api.services(filters={"label": mine})
-        tasks = self.api.tasks()
-        self.services = Counter(self._labels(s["Spec"])[CAMERA_LABEL] for s in services)
-        running: dict[str, list[str]] = {}
-        for task in tasks:
-            labels = self._labels(task["Spec"].get("ContainerSpec") or {})
-            if labels.get(INSTANCE_LABEL) != self.instance or task["Status"]["State"] != "running":
-                continue
-            running.setdefault(labels[CAMERA_LABEL], []).append(str(task.get("NodeID")))
-        self.running = running
-        self.most_services = max([self.most_services, *self.services.values()])
-        self.most_running = max([self.most_running, *map(len, running.values())])
-        if services:
-            self.emptied_at = None
-        elif self.emptied_at is None and self.polls:
-            self.emptied_at = time.monotonic()
-        self.polls += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._poll()
-            self._stop.wait(self.interval)
-
-    def one_running_each(self, cameras: list[str]) -> bool:
-        return all(self.services[c] == 1 and len(self.running.get(c, [])) == 1 for c in cameras)
-
-    def __enter__(self) -> TaskPoller:
-        self._poll()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self.api.close()
-
-
-@pytest.fixture
-def instance(swarm_cluster: SwarmCluster) -> Iterator[str]:
-    """A deployment instance of the test's own; its services and secrets go afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    yield name
-    remove_instance(swarm_cluster, name)
-
-
-def remove_instance(cluster: SwarmCluster, name: str) -> None:
-    api = cluster.client().api
-    mine = {"label": f"{INSTANCE_LABEL}={name}"}
-    for service in api.services(filters=mine):
-        with contextlib.suppress(docker.errors.NotFound):
-            api.remove_service(service["ID"])
-    deadline = time.monotonic() + 30
-    while api.secrets(filters=mine) and time.monotonic() < deadline:
-        for secret in api.secrets(filters=mine):
-            with contextlib.suppress(docker.errors.APIError):  # in use until its task stops
-                api.remove_secret(secret["ID"])
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -169,28 +69,19 @@ def placeholder_image(swarm_cluster: SwarmCluster) -> str:
     return tag
 
 
-def holds(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    """``predicate`` as a check for :func:`eventually`."""
-
-    async def check() -> bool:
-        return predicate()
-
-    return check
-
-
 async def reserve(http: Any, camera_id: str, user: str = "op") -> str:
     return str((await admit(http, camera_id, user=user))["reservation_id"])
 
 
 async def test_30_cameras_by_2_viewers_give_30_services_one_task_each_over_both_workers(
-    swarm_cluster: SwarmCluster, new_stack: NewStack, whip_image: str, instance: str
+    swarm_cluster: SwarmCluster, new_stack: NewStack, whip_image: str, swarm_instance: str
 ) -> None:
     ids = [f"sw-{i:02d}" for i in range(30)]
-    env = swarm_env(swarm_cluster, whip_image, instance)
+    env = swarm_env(swarm_cluster, whip_image, swarm_instance)
     secret_rtsp = "rtsp://viewer:cam-password-9d2f@10.0.0.1/sw-00"
     async with new_stack(env, cameras=ids, host=swarm_cluster.host_address) as st:
         await put_camera(st.http, "sw-00", secret_rtsp)
-        with TaskPoller(swarm_cluster, instance) as poller:
+        with TaskPoller(swarm_cluster, swarm_instance) as poller:
             rids = await asyncio.gather(
                 *(reserve(st.http, ids[i % 30], f"u{i}") for i in range(60))
             )
@@ -213,7 +104,7 @@ async def test_30_cameras_by_2_viewers_give_30_services_one_task_each_over_both_
                 )
 
             await eventually(published, 60, "every camera's publisher in its LiveKit room")
-            await assert_no_secret_in_specs(swarm_cluster, instance, st, secret_rtsp)
+            await assert_no_secret_in_specs(swarm_cluster, swarm_instance, st, secret_rtsp)
 
             released_at = time.monotonic()
             await asyncio.gather(*(release(st.http, rid) for rid in rids))
@@ -239,12 +130,12 @@ async def test_30_cameras_by_2_viewers_give_30_services_one_task_each_over_both_
 
 
 async def assert_no_secret_in_specs(
-    cluster: SwarmCluster, instance: str, st: Any, rtsp_url: str
+    cluster: SwarmCluster, swarm_instance: str, st: Any, rtsp_url: str
 ) -> None:
     """Neither the camera's credentials nor a WHIP stream key appear in a service or task
     spec: they travel in a Swarm secret (whose content the API never shows)."""
     api = cluster.client().api
-    mine = {"label": f"{INSTANCE_LABEL}={instance}"}
+    mine = {"label": f"{INSTANCE_LABEL}={swarm_instance}"}
     specs = json.dumps([api.services(filters=mine), api.tasks(), api.secrets(filters=mine)])
     keys = [i.stream_key for i in st.fake.ingresses().values()]
     assert keys and "cam-password-9d2f" not in specs and rtsp_url not in specs
@@ -255,18 +146,22 @@ async def assert_no_secret_in_specs(
 async def test_300_concurrent_first_viewers_over_3_processes_one_service_one_task(
     swarm_cluster: SwarmCluster,
     placeholder_image: str,
-    instance: str,
+    swarm_instance: str,
     valkey_url: str,
     client: object,
     tmp_path: Path,
 ) -> None:
     await register_cameras(valkey_url, "sw-race")
     env = swarm_env(
-        swarm_cluster, placeholder_image, instance, CCTV_LIVEKIT_ENABLED="false", **STATIC_WHIP
+        swarm_cluster,
+        placeholder_image,
+        swarm_instance,
+        CCTV_LIVEKIT_ENABLED="false",
+        **STATIC_WHIP,
     )
     procs = [ServiceProcess(f"orch-{i}", tmp_path, valkey_url, env) for i in range(3)]
     async with running(*procs):
-        with TaskPoller(swarm_cluster, instance) as poller:
+        with TaskPoller(swarm_cluster, swarm_instance) as poller:
             https = [p.http for p in procs]
             rids = await asyncio.gather(
                 *(reserve(https[i % 3], "sw-race", f"u{i}") for i in range(300))
@@ -368,7 +263,7 @@ async def reconcile_passes(http: Any) -> float:
 async def test_a_pusher_on_a_worker_that_dies_comes_back_on_the_other_worker(
     swarm_cluster: SwarmCluster,
     placeholder_image: str,
-    instance: str,
+    swarm_instance: str,
     valkey_url: str,
     client: object,
     tmp_path: Path,
@@ -377,10 +272,14 @@ async def test_a_pusher_on_a_worker_that_dies_comes_back_on_the_other_worker(
     counts the pusher lost and starts the next generation where it can run."""
     await register_cameras(valkey_url, "sw-node")
     env = swarm_env(
-        swarm_cluster, placeholder_image, instance, CCTV_LIVEKIT_ENABLED="false", **STATIC_WHIP
+        swarm_cluster,
+        placeholder_image,
+        swarm_instance,
+        CCTV_LIVEKIT_ENABLED="false",
+        **STATIC_WHIP,
     )
     async with ServiceProcess("orch", tmp_path, valkey_url, env) as proc:
-        with TaskPoller(swarm_cluster, instance) as poller:
+        with TaskPoller(swarm_cluster, swarm_instance) as poller:
             await reserve(proc.http, "sw-node")
             await eventually(holds(partial(poller.one_running_each, ["sw-node"])), 60, "running")
             (node_id,) = poller.running["sw-node"]
@@ -416,7 +315,7 @@ async def test_a_pusher_on_a_worker_that_dies_comes_back_on_the_other_worker(
 
 
 async def test_a_pusher_as_nobody_reads_its_secret_env_and_a_64_character_id_runs(
-    swarm_cluster: SwarmCluster, placeholder_image: str, instance: str
+    swarm_cluster: SwarmCluster, placeholder_image: str, swarm_instance: str
 ) -> None:
     """Through the adapter alone: the env file is the pusher's to read (the real image runs
     as nobody, like the placeholder), and an id that is no valid service or secret name as it
@@ -425,7 +324,7 @@ async def test_a_pusher_as_nobody_reads_its_secret_env_and_a_64_character_id_run
     runtime = SwarmRuntime(
         swarm_cluster.manager_url,
         stop_timeout_seconds=5,
-        instance=instance,
+        instance=swarm_instance,
         options=SwarmOptions(constraints=[f"node.labels.{label}=={wanted}"]),
     )
     camera_id = "Cam." + "x" * 60
@@ -434,7 +333,7 @@ async def test_a_pusher_as_nobody_reads_its_secret_env_and_a_64_character_id_run
         1,
         placeholder_image,
         env={"RTSP_URL": "rtsp://u:long-id-pw-77@10.0.0.1/s", "CAMERA_ID": camera_id},
-        instance=instance,
+        instance=swarm_instance,
         network=swarm_cluster.network,
         memory_bytes=64 * 1024**2,
         cpus=0.25,
@@ -451,7 +350,7 @@ async def test_a_pusher_as_nobody_reads_its_secret_env_and_a_64_character_id_run
         await runtime.remove(made.ref)
         assert await runtime.get(camera_id) is None
         secrets = swarm_cluster.client().api.secrets(
-            filters={"label": f"{INSTANCE_LABEL}={instance}"}
+            filters={"label": f"{INSTANCE_LABEL}={swarm_instance}"}
         )
         assert secrets == [], "the service's env secret went with it"
     finally:
@@ -459,7 +358,7 @@ async def test_a_pusher_as_nobody_reads_its_secret_env_and_a_64_character_id_run
 
 
 def test_the_sweep_removes_only_this_instances_unused_secrets(
-    swarm_cluster: SwarmCluster, placeholder_image: str, instance: str
+    swarm_cluster: SwarmCluster, placeholder_image: str, swarm_instance: str
 ) -> None:
     """A secret left by a crash between it and its service goes; one in use, or another
     deployment's, stays."""
@@ -471,19 +370,21 @@ def test_the_sweep_removes_only_this_instances_unused_secrets(
         options=SwarmOptions(constraints=[f"node.labels.{label}=={wanted}"]),
     )
     spec = PusherSpec(
-        "sweep-1", 1, placeholder_image, env={"A": "b"}, instance=instance, network="none"
+        "sweep-1", 1, placeholder_image, env={"A": "b"}, instance=swarm_instance, network="none"
     )
     used = engine.create(spec, "whip-pusher-sweep-1")
-    other = f"{instance}-other"
+    other = f"{swarm_instance}-other"
 
     def labels(of: str) -> dict[str, str]:
         return {MANAGED_BY_LABEL: MANAGED_BY, CAMERA_LABEL: "sweep-2", INSTANCE_LABEL: of}
 
-    orphan = api.create_secret(f"sweep-orphan-{instance}", b"A='b'\n", labels=labels(instance))
-    theirs = api.create_secret(f"sweep-theirs-{instance}", b"A='b'\n", labels=labels(other))
+    orphan = api.create_secret(
+        f"sweep-orphan-{swarm_instance}", b"A='b'\n", labels=labels(swarm_instance)
+    )
+    theirs = api.create_secret(f"sweep-theirs-{swarm_instance}", b"A='b'\n", labels=labels(other))
     try:
-        assert engine.collect_secrets(instance) == 0, "young secrets are kept"
-        assert engine.collect_secrets(instance, grace=timedelta(0)) == 1
+        assert engine.collect_secrets(swarm_instance) == 0, "young secrets are kept"
+        assert engine.collect_secrets(swarm_instance, grace=timedelta(0)) == 1
         left = {s["ID"] for s in api.secrets()}
         assert orphan["ID"] not in left and theirs["ID"] in left
         in_use = api.inspect_service(used.ref)["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"]
