@@ -35,28 +35,29 @@ STATIC_WHIP = {
 def swarm_env(cluster: SwarmCluster, image: str, instance: str, **extra: str) -> dict[str, str]:
     """:func:`pusher_env` with the Swarm runtime on the cluster's manager."""
     label, wanted = cluster.worker_label
-    return pusher_env(
-        image,
-        CCTV_RUNTIME="swarm",
-        DOCKER_HOST=cluster.manager_url,
-        CCTV_INSTANCE=instance,
-        CCTV_PUSHER_NETWORK=cluster.network,
-        CCTV_SWARM_CONSTRAINTS=json.dumps([f"node.labels.{label}=={wanted}"]),
-        CCTV_SWARM_POLL_SECONDS=str(POLL_S),
-        CCTV_PUSHER_CPUS="0.25",
-        CCTV_PUSHER_MEMORY="64m",
-        CCTV_LEASE_SECONDS="300",  # no test here heartbeats
-        **extra,
-    )
+    settings = {
+        "CCTV_RUNTIME": "swarm",
+        "DOCKER_HOST": cluster.manager_url,
+        "CCTV_INSTANCE": instance,
+        "CCTV_PUSHER_NETWORK": cluster.network,
+        "CCTV_SWARM_CONSTRAINTS": json.dumps([f"node.labels.{label}=={wanted}"]),
+        "CCTV_SWARM_POLL_SECONDS": str(POLL_S),
+        "CCTV_PUSHER_CPUS": "0.25",
+        "CCTV_PUSHER_MEMORY": "64m",
+        "CCTV_LEASE_SECONDS": "300",  # no test here heartbeats
+    }
+    return pusher_env(image, **{**settings, **extra})
 
 
 class TaskPoller:
     """Reads the manager every ``interval`` in a thread: per camera of ``instance``, the
     services and running tasks; remembers the most of each it ever saw.
 
-    A task counts as running when it reports ``running`` on a node the manager does not
-    report down: a dead node's task keeps its last report (``running``) until the node is
-    back, while its container may already be gone with the host."""
+    A task counts as running as a replica does in ``docker service ls``: it reports
+    ``running``, its desired state is ``running``, and its node is not down. A dead node's task
+    keeps its last report (``running``) until the node is back and its agent reports again;
+    by then its desired state is ``remove`` (the service replaced it) and the returning daemon
+    has stopped its container."""
 
     def __init__(self, cluster: SwarmCluster, instance: str, interval: float = 0.1) -> None:
         self.instance = instance
@@ -68,6 +69,7 @@ class TaskPoller:
         self.services: Counter[str] = Counter()
         self.running: dict[str, list[str]] = {}  # camera -> node ids of its running tasks
         self.emptied_at: float | None = None  # when no service was left, after there were
+        self.on_poll: Callable[[], None] | None = None  # called after each poll, in the thread
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -85,9 +87,10 @@ class TaskPoller:
             labels = self._labels(task["Spec"].get("ContainerSpec") or {})
             if labels.get(INSTANCE_LABEL) != self.instance or task["Status"]["State"] != "running":
                 continue
-            if task.get("NodeID") in down:
+            if task.get("NodeID") in down or task["DesiredState"] != "running":
                 continue
             running.setdefault(labels[CAMERA_LABEL], []).append(str(task.get("NodeID")))
+
         self.running = running
         self.most_services = max([self.most_services, *self.services.values()])
         self.most_running = max([self.most_running, *map(len, running.values())])
@@ -96,6 +99,8 @@ class TaskPoller:
         elif self.emptied_at is None and self.polls:
             self.emptied_at = time.monotonic()
         self.polls += 1
+        if self.on_poll is not None:
+            self.on_poll()
 
     def _run(self) -> None:
         while not self._stop.is_set():
