@@ -59,8 +59,12 @@ class PusherRuntime(Protocol):
         """Every pusher of this deployment instance, in any phase."""
         ...
 
-    async def remove(self, ref: str) -> None:
-        """Stop (within the stop grace) and remove exactly ``ref``; gone already is fine."""
+    async def remove(self, ref: str, *, wait: bool = True) -> None:
+        """Stop (within the stop grace) and remove exactly ``ref``; gone already is fine.
+
+        ``wait`` False: do not wait for it to stop (a pusher its runtime displaced: its node
+        is draining it, and the camera's next pusher may start meanwhile; LiveKit's ingress
+        keeps the newer publisher). A runtime whose removal is one step ignores it."""
         ...
 
     async def logs(self, ref: str, tail: int = 200) -> str:

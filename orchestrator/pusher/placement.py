@@ -94,7 +94,7 @@ async def create_or_adopt(runtime: PusherRuntime, spec: PusherSpec) -> Workload:
                 log.info("adopting the running pusher", extra=fields)
                 return holder
             log.info("clearing a stopped pusher of an older generation", extra=fields)
-            await runtime.remove(holder.ref)
+            await runtime.remove(holder.ref, wait=not holder.displaced)
     raise RuntimeUnavailable(
         f"the pusher name of camera {spec.camera_id} stayed taken", runtime=runtime.kind
     )

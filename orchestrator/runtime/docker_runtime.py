@@ -126,9 +126,10 @@ class DockerRuntime:
         listing = await self._run("list", self._engine.list_managed)
         return [info for info in listing if info.owned_by(self.instance)]
 
-    async def remove(self, ref: str) -> None:
+    async def remove(self, ref: str, *, wait: bool = True) -> None:
         """Stop (SIGTERM, SIGKILL after the stop timeout) and remove container ``ref``, by id;
-        one already gone is fine. The caller has decided that it may (a fenced removal)."""
+        one already gone is fine. The caller has decided that it may (a fenced removal). The
+        removal is one step on one engine, so ``wait`` changes nothing."""
         await self._run("remove", lambda: self._engine.stop_and_remove(ref))
         log.debug("container stopped and removed", extra={"container_id": ref})
 

@@ -145,13 +145,14 @@ class SwarmRuntime:
         snapshot = await self._run("list", self._engine.snapshot)
         return [w for w in snapshot if w.owned_by(self.instance)]
 
-    async def remove(self, ref: str) -> None:
-        """Remove service ``ref`` and wait until its task stops (gone already is fine)."""
-        wait = self.stop_timeout_seconds + REMOVE_MARGIN_SECONDS
-        if not await self._run("remove", lambda: self._engine.remove(ref, wait)):
+    async def remove(self, ref: str, *, wait: bool = True) -> None:
+        """Remove service ``ref`` and (``wait``) wait until its task stops; gone already is
+        fine. Without ``wait`` the node stops the task on its own."""
+        bound = self.stop_timeout_seconds + REMOVE_MARGIN_SECONDS if wait else 0.0
+        if not await self._run("remove", lambda: self._engine.remove(ref, bound)) and wait:
             log.warning(
                 "pusher service removed; its task still reports running",
-                extra={"service_id": ref, "waited_seconds": wait},
+                extra={"service_id": ref, "waited_seconds": bound},
             )
         log.debug("pusher service removed", extra={"service_id": ref})
 

@@ -160,7 +160,7 @@ class FakeRuntime:
         self.engine.check("list")
         return [w for w in self.engine.workloads.values() if w.owned_by(self.instance)]
 
-    async def remove(self, ref: str) -> None:
+    async def remove(self, ref: str, *, wait: bool = True) -> None:
         self.engine.check("remove")
         for name, w in list(self.engine.workloads.items()):
             if w.ref == ref:

@@ -154,3 +154,27 @@ def test_an_unreadable_env_file_is_a_config_error_without_secrets(tmp_path: Path
     assert "secret" not in str(raised.value)
     with pytest.raises(ConfigError):
         PusherConfig.from_env({"PUSHER_ENV_FILE": str(tmp_path / "missing")})
+
+
+def test_each_secret_can_come_from_a_file_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "rtsp").write_text(ENV["RTSP_URL"] + "\n")
+    (tmp_path / "token").write_text(ENV["WHIP_TOKEN"])
+    config = PusherConfig.from_env(
+        {
+            "RTSP_URL_FILE": str(tmp_path / "rtsp"),
+            "WHIP_TOKEN_FILE": str(tmp_path / "token"),
+            "WHIP_URL": ENV["WHIP_URL"],
+        }
+    )
+    assert (config.rtsp_url, config.whip_token) == (ENV["RTSP_URL"], ENV["WHIP_TOKEN"])
+    with pytest.raises(ConfigError, match="not both"):
+        PusherConfig.from_env(
+            {
+                "RTSP_URL_FILE": str(tmp_path / "rtsp"),
+                "RTSP_URL": "rtsp://x/",
+                "WHIP_URL": "http://w/",
+            }
+        )
+    with pytest.raises(ConfigError) as raised:
+        PusherConfig.from_env({"RTSP_URL_FILE": str(tmp_path / "none"), "WHIP_URL": "http://w/"})
+    assert "p'a$s" not in str(raised.value)

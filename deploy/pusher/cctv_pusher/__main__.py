@@ -28,6 +28,8 @@ environment:
   PUSHER_STATS_INTERVAL_SECONDS     how often a stats line is logged (default 10)
   PUSHER_ICE_SERVERS                comma-separated stun:/turn: URLs (default: none, host
                                     candidates only)
+  RTSP_URL_FILE, WHIP_URL_FILE, WHIP_TOKEN_FILE
+                                    a file holding that value instead (a mounted secret)
   PUSHER_ENV_FILE                   a file of KEY='value' lines (shell quoting) read over the
                                     environment: where a Swarm secret holds the ones above
 

@@ -29,7 +29,7 @@ class PusherConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PusherConfig:
-        env = with_env_file(os.environ if env is None else env)
+        env = with_value_files(with_env_file(os.environ if env is None else env))
         rtsp = _required(env, "RTSP_URL")
         whip = _required(env, "WHIP_URL")
         if urlsplit(rtsp).scheme not in ("rtsp", "rtsps"):
@@ -76,6 +76,28 @@ def with_env_file(env: Mapping[str, str]) -> Mapping[str, str]:
         if not sep or not key.isidentifier():
             raise ConfigError(f"{ENV_FILE} holds something that is not KEY=value")
         merged[key] = value
+    return merged
+
+
+FILE_VARIABLES = ("RTSP_URL", "WHIP_URL", "WHIP_TOKEN")
+
+
+def with_value_files(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``RTSP_URL_FILE``, ``WHIP_URL_FILE``, ``WHIP_TOKEN_FILE``: each names a file that holds
+    the value (one trailing newline dropped), as Docker and Swarm secrets are mounted. A
+    ``<NAME>_FILE`` and ``<NAME>`` both set is refused: which one is meant is unclear."""
+    merged = dict(env)
+    for name in FILE_VARIABLES:
+        path = env.get(f"{name}_FILE", "").strip()
+        if not path:
+            continue
+        if env.get(name, "").strip():
+            raise ConfigError(f"set {name} or {name}_FILE, not both")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{name}_FILE could not be read ({type(exc).__name__})") from None
+        merged[name] = text[:-1] if text.endswith("\n") else text
     return merged
 
 
