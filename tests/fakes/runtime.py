@@ -77,6 +77,7 @@ class FakeEngine:
         managed: bool = True,
         instance: str | None = DEFAULT_INSTANCE,
         exit_code: int | None = None,
+        displaced: bool = False,
     ) -> Workload:
         """Put something under the camera's name directly (a holder the test controls)."""
         w = Workload(
@@ -88,6 +89,7 @@ class FakeEngine:
             managed,
             instance if managed else None,
             exit_code,
+            displaced=displaced,
         )
         self.workloads[w.name] = w
         return w
@@ -162,6 +164,8 @@ class FakeRuntime:
 
     async def remove(self, ref: str, *, wait: bool = True) -> None:
         self.engine.check("remove")
+        if not wait:
+            self.engine.calls.append("remove without waiting")
         for name, w in list(self.engine.workloads.items()):
             if w.ref == ref:
                 del self.engine.workloads[name]

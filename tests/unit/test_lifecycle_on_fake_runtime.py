@@ -187,6 +187,15 @@ async def test_a_stopped_holder_of_ours_not_newer_is_cleared_then_created(
     assert world.engine.removed == [holder.ref]
 
 
+async def test_a_displaced_holder_is_cleared_without_waiting_for_its_node(world: World) -> None:
+    holder = world.engine.place(CAM, phase=Phase.LOST, displaced=True)  # its node drains it
+    generation, _ = await world.claimed()
+    await world.lifecycle.start(CAM, generation)
+    assert (await world.pushers.view(CAM)).state == "RUNNING"
+    assert world.engine.removed == [holder.ref]
+    assert "remove without waiting" in world.engine.calls
+
+
 async def test_a_holder_that_vanished_before_it_was_read_is_created_again(world: World) -> None:
     world.engine.place(CAM, phase=Phase.EXITED)
     world.engine.vanish_on_conflict = True
@@ -199,7 +208,7 @@ async def test_a_holder_that_vanished_before_it_was_read_is_created_again(world:
 async def test_a_name_that_stays_taken_fails_the_start_after_the_retries(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def keeps_it(ref: str) -> None:
+    async def keeps_it(ref: str, *, wait: bool = True) -> None:
         world.engine.calls.append("remove")
 
     monkeypatch.setattr(world.runtime, "remove", keeps_it)
