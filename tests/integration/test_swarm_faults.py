@@ -173,8 +173,13 @@ async def test_a_drained_worker_hands_its_pushers_over_one_start_each(
                 + ", ".join(f"{s:.2f}" for s in sorted(down_for.values()))
                 + f" s; one start (reserve -> running, median) {start:.2f} s"
             )
-            # One start each: no backoff, no second attempt (detection: one task poll).
-            assert max(down_for.values()) < start + 2 * POLL_S + 3.0
+            # One start each, at once: no backoff and no second attempt. The time bound is
+            # liveness (a busy machine); the figures above are what one start plus the task
+            # poll that notices the drain take.
+            for camera_id in moving:
+                stat = await camera_stats(st.http, camera_id)
+                assert (stat["generation"], stat["restarts"]) == (2, 1), stat
+            assert max(down_for.values()) < start + 2 * POLL_S + 5.0
             assert all(poller.running[c] == [other_id] for c in moving)
             assert await counters(st.http, ids) == before
     assert poller.most_running == 1, "two running tasks for one camera at one poll"
