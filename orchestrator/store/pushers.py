@@ -8,6 +8,8 @@ The scripts decide; this module only builds keys and names the answers.
 
 from __future__ import annotations
 
+import re
+
 from redis.asyncio import Redis
 
 from orchestrator.domain.backoff import RestartPolicy
@@ -19,6 +21,8 @@ from orchestrator.store.errors import translated
 from orchestrator.store.scripts import Arg, Scripts, outcome
 
 MAX_ERROR_TEXT = 300
+_UNSAFE_NODE = re.compile(r"[^A-Za-z0-9._-]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PusherStore:
@@ -103,9 +107,11 @@ class PusherStore:
     ) -> bool:
         """Where generation ``generation``'s workload ``ref`` runs, or why it waits; False when
         it is stale (another generation or workload holds the camera)."""
+        node_text = _UNSAFE_NODE.sub("_", node or "")[:255]  # the runtime's words, made safe
+        waiting_text = _CONTROL.sub(" ", waiting or "")[:300]
         reply = await self._scripts.pusher_placement(
             [keys.metadata(camera_id)],
-            [self.clock_offset_ms, generation, ref, node or "", (waiting or "")[:300]],
+            [self.clock_offset_ms, generation, ref, node_text, waiting_text],
         )
         code, _ = outcome("pusher_placement", reply, "STALE")
         return code == "OK"

@@ -161,9 +161,10 @@ async def test_placement_is_fenced_by_generation_and_workload_and_shown_for_its_
     await world.a.mark_failed(CAM, 1, "lost", container_id="svc-1", displaced=True)
     assert await world.a.claim(CAM) == 2  # displaced: due at once, no backoff
     assert (await world.view()).node is None, "an older generation's node is not shown"
-    for node, waiting in (("bad node!", ""), ("n", "a\nb"), ("n" * 256, "")):
-        with pytest.raises(InvalidInput):
-            await world.a.record_placement(CAM, 2, "svc-1", node, waiting)
+    # The runtime's words are made safe before the script sees them; the script refuses raw.
+    assert await world.a.mark_running(CAM, 2, "svc-2")
+    assert await world.a.record_placement(CAM, 2, "svc-2", "odd host!", "line\nbreak")
+    assert ((await world.view()).node, (await world.view()).waiting) == ("odd_host_", "line break")
 
 
 async def test_abandoned_start_claim_is_taken_over_with_next_generation(world: World) -> None:
@@ -629,6 +630,11 @@ INVALID_CALLS: list[tuple[str, list[str], list[Any], str]] = [
     ("pusher_stopped", [META, LEASES, ACTIVE], [0, 1, "A", 1_000, ""], "camera_id"),
     ("pusher_fence", [META], [0, 1], "keys"),
     ("pusher_fence", [META, LEASES], [0, -1], "generation"),
+    ("pusher_placement", [META], [0, 1, "svc-1", "bad node!", ""], "node"),
+    ("pusher_placement", [META], [0, 1, "svc-1", "n" * 256, ""], "node"),
+    ("pusher_placement", [META], [0, 1, "svc-1", "n", "a\nb"], "waiting"),
+    ("pusher_placement", [META], [0, 1, "", "n", ""], "ref"),
+    ("pusher_placement", [META, LEASES], [0, 1, "svc-1", "n", ""], "keys"),
 ]
 
 
