@@ -29,7 +29,8 @@ class SourceRow:
 @dataclass
 class ContainerRow:
     """One pusher as the runtime lists it: ``status`` is the engine's word (``running``,
-    ``exited``), ``phase`` the runtime-neutral one, ``container_id`` the ref's first 12."""
+    ``exited``), ``phase`` the runtime-neutral one, ``container_id`` the ref's first 12,
+    ``node`` the Swarm node it runs on (None on one engine)."""
 
     name: str
     camera_id: str | None
@@ -38,6 +39,7 @@ class ContainerRow:
     exit_code: int | None
     container_id: str
     phase: str = ""
+    node: str | None = None  # where it runs, when the runtime spreads pushers (a Swarm node)
 
     @classmethod
     def of(cls, info: Workload) -> ContainerRow:
@@ -50,6 +52,7 @@ class ContainerRow:
             info.exit_code,
             info.ref[:12],
             str(info.phase),
+            info.node,
         )
 
 

@@ -8,6 +8,7 @@ tasks all along; a dead node's stale ``running`` report does not count as runnin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -22,6 +23,7 @@ from tests.harness.http import admit, camera_stats, put_camera, release, stats
 from tests.harness.images import build_whip_pusher_image
 from tests.harness.livekit import NewStack
 from tests.harness.metrics import scrape, value
+from tests.harness.service import cli_json
 from tests.harness.swarm import POLL_S, TaskPoller, holds, swarm_env
 from tests.harness.waiting import eventually
 
@@ -105,6 +107,10 @@ async def test_a_workers_daemon_killed_under_its_pushers_moves_them_and_leaves_n
                     return found == [survivor] * len(moved)
 
                 await eventually(named_nodes, 30, "stats naming the survivor as each node")
+                status = await asyncio.to_thread(cli_json, st.service, "status")
+                nodes = {c["camera_id"]: c["node"] for c in status["containers"]}
+                assert {nodes[c] for c in moved} == {workers[survivor_id]}, "on-call status"
+                assert status["dependencies"]["swarm"] == "ok"
             finally:
                 swarm_cluster.start_node(workers[victim_id])
                 swarm_cluster.wait_ready_nodes(60)
