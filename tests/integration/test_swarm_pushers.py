@@ -394,3 +394,16 @@ def test_the_sweep_removes_only_this_instances_unused_secrets(
     finally:
         api.remove_secret(theirs["ID"])
         engine.close()
+
+
+async def test_ready_wants_a_manager_a_workers_api_is_not_enough(
+    swarm_cluster: SwarmCluster,
+) -> None:
+    manager = SwarmRuntime(swarm_cluster.manager_url, timeout_seconds=10)
+    worker = SwarmRuntime(swarm_cluster.url(swarm_cluster.worker_names[0]), timeout_seconds=10)
+    try:
+        assert await manager.ping() is True
+        assert await worker.ping() is False, "a worker cannot run services"
+    finally:
+        for runtime in (manager, worker):
+            await runtime.close()
