@@ -9,6 +9,12 @@ time of the first decoded frame and of the DELETE. Process-wide it records which
 reached the decoder: compared with the camera's own digests, that proves the bytes passed
 through unchanged.
 
+It negotiates video codecs like LiveKit's ingress (``tests/media/livekit_codecs.py``): an offer
+whose video section LiveKit would refuse gets ``400`` and no session; the H.264 variants LiveKit
+accepts (High, Main, any level, packetization mode 0) are accepted even where aiortc's own
+profile check would refuse them, and answered with the offer's payload type and fmtp. aiortc's
+``find_common_codecs`` is wrapped for that, only while this receiver handles an offer.
+
 It runs inside a test's network namespace, which the test process cannot reach over TCP, so
 its statistics are served on a unix socket (``--control``): ``GET /stats`` returns JSON.
 ``python -m tests.media.receiver --help`` describes the command line.
@@ -19,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
+import copy
 import json
 import re
 import secrets
@@ -29,10 +37,11 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import httpx
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
@@ -41,6 +50,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
 from av.video.frame import VideoFrame
 
+from tests.media import livekit_codecs
 from tests.media.h264 import nal_digest, split_annexb
 from tests.media.pattern import pattern_matches
 
@@ -78,6 +88,79 @@ def _recording_get_decoder(codec: RTCRtpCodecParameters) -> Decoder:
 
 # The receiver module looks the name up at each new codec, so this wraps every decoder it makes.
 setattr(aiortc.rtcrtpreceiver, "get_decoder", _recording_get_decoder)  # noqa: B010
+
+_aiortc_find_common_codecs = aiortc.rtcpeerconnection.find_common_codecs
+_LIVEKIT_RULE = contextvars.ContextVar("livekit_rule", default=False)
+
+
+def _is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.name.lower() == "rtx"
+
+
+def _as_livekit(codec: RTCRtpCodecParameters) -> livekit_codecs.Codec:
+    params = {k: "" if v is None else str(v) for k, v in codec.parameters.items()}
+    return livekit_codecs.Codec(
+        codec.mimeType, codec.clockRate, params, codec.payloadType, codec.channels
+    )
+
+
+def livekit_video_codecs(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    """The offered video codecs (RTX aside) LiveKit's ingress would keep; [] = it refuses."""
+    offered = [(c, _as_livekit(c)) for c in codecs if not _is_rtx(c)]
+    kept = {id(k) for k in livekit_codecs.select(k for _, k in offered)}
+    return [c for c, k in offered if id(k) in kept]
+
+
+def _livekit_find_common_codecs(
+    local_codecs: list[RTCRtpCodecParameters], remote_codecs: list[RTCRtpCodecParameters]
+) -> list[RTCRtpCodecParameters]:
+    """aiortc's codec negotiation, with LiveKit's rule for video while the receiver answers.
+
+    Each kept codec is the offer's own (payload type and fmtp, so the answer echoes them), with
+    the RTCP feedback aiortc supports for that MIME type; RTX follows its base codec as in aiortc.
+    """
+    video = any(c.mimeType.lower().startswith("video/") for c in local_codecs)
+    if not (_LIVEKIT_RULE.get() and video):
+        return _aiortc_find_common_codecs(local_codecs, remote_codecs)
+    kept = livekit_video_codecs(remote_codecs)
+    common: list[RTCRtpCodecParameters] = []
+    for c in remote_codecs:
+        if _is_rtx(c):
+            apt = c.parameters.get("apt")
+            base = next((b for b in common if b.payloadType == apt), None)
+            if base is not None and c.clockRate == base.clockRate:
+                common.append(copy.deepcopy(c))
+        elif any(c is k for k in kept):
+            codec = copy.deepcopy(c)
+            supported = {
+                (f.type, f.parameter)
+                for local in local_codecs
+                if local.mimeType.lower() == c.mimeType.lower()
+                for f in local.rtcpFeedback
+            }
+            codec.rtcpFeedback = [f for f in c.rtcpFeedback if (f.type, f.parameter) in supported]
+            common.append(codec)
+    return common
+
+
+# setRemoteDescription looks the name up at each call; outside the receiver it is aiortc's own.
+setattr(aiortc.rtcpeerconnection, "find_common_codecs", _livekit_find_common_codecs)  # noqa: B010
+
+
+def refusal(offer: str) -> str | None:
+    """Why LiveKit's ingress would refuse this offer (its SDP or a video section), else None."""
+    try:
+        description = sdp.SessionDescription.parse(offer)
+    except Exception as exc:  # any parse failure is a bad offer
+        return f"unparsable SDP offer: {exc}"
+    for media in description.media:
+        if media.kind == "video" and not livekit_video_codecs(media.rtp.codecs):
+            offered = ", ".join(str(c) for c in media.rtp.codecs) or "none"
+            return (
+                f"unsupported video codecs in section {media.rtp.muxId or '?'}: {offered} "
+                "(LiveKit's ingress takes H264/90000 or VP8/90000)"
+            )
+    return None
 
 
 @dataclass
@@ -120,6 +203,8 @@ class WhipReceiver:
         app.router.add_post("/w/{key}", self._post)
         app.router.add_delete("/w/{key}/{sid}", self._delete)
         await self._serve(app, lambda r: web.TCPSite(r, self.host, self.port))
+        if self.port == 0:  # an ephemeral port (in-process tests): the one the OS picked
+            self.port = self._runners[-1].addresses[0][1]
         if control_path:
             control = web.Application()
             control.router.add_get("/stats", self._stats)
@@ -135,6 +220,9 @@ class WhipReceiver:
         for record in self.sessions.values():
             if record.pc is not None:
                 await record.pc.close()
+        for task in self._tasks:  # a track that never received anything never ends by itself
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for runner in self._runners:
             await runner.cleanup()
 
@@ -156,13 +244,20 @@ class WhipReceiver:
         if request.content_type != "application/sdp":
             return web.Response(status=415, text="expected application/sdp")
         offer = await request.text()
+        refused = refusal(offer)
+        if refused is not None:
+            return web.Response(status=400, text=refused)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: stay on this host
         sid = "WH_" + secrets.token_hex(6)
         record = SessionRecord(sid, token, _RTPMAP.findall(offer), [], time.time(), pc=pc)
         self.sessions[sid] = record
         pc.on("track", lambda track: self._spawn(self._consume(track, record)))
         pc.on("connectionstatechange", lambda: self._state(pc, record))
-        await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        rule = _LIVEKIT_RULE.set(True)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        finally:
+            _LIVEKIT_RULE.reset(rule)
         await pc.setLocalDescription(await pc.createAnswer())
         answer = pc.localDescription.sdp
         record.answer_codecs = _RTPMAP.findall(answer)
