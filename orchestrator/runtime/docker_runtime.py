@@ -32,7 +32,6 @@ from collections.abc import AsyncGenerator
 
 from orchestrator.domain.containers import (
     DEFAULT_INSTANCE,
-    ContainerConflict,
     PusherSpec,
     RuntimeEvent,
     Workload,
@@ -40,9 +39,10 @@ from orchestrator.domain.containers import (
 )
 from orchestrator.domain.ids import container_name, validate_camera_id
 from orchestrator.errors import RuntimeRejected, RuntimeUnavailable
+from orchestrator.runtime.name_conflict import create_unique
 from orchestrator.runtime.offload import Offload
 from orchestrator.runtime.parsing import event_from_raw
-from orchestrator.runtime.sync_engine import EventStream, NameTaken, SyncEngine, translate
+from orchestrator.runtime.sync_engine import EventStream, SyncEngine, translate
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +98,12 @@ class DockerRuntime:
         name = container_name(spec.camera_id)
         fields = {"camera_id": spec.camera_id, "generation": spec.generation, "image": spec.image}
         secrets = tuple(spec.env.values())
-        try:
-            info = await self._run(
-                "create", lambda: self._engine.create_and_start(spec, name), secrets
-            )
-        except NameTaken as exc:
-            existing = await self.get(spec.camera_id)  # None: the holder vanished meanwhile
-            log.warning(
-                "pusher name taken",
-                extra={
-                    **fields,
-                    "container_id": existing.ref if existing else None,
-                    "existing_generation": existing.generation if existing else None,
-                },
-            )
-            raise ContainerConflict(f"{name} already exists", existing=existing) from exc
+        info = await create_unique(
+            spec,
+            name,
+            lambda: self._run("create", lambda: self._engine.create_and_start(spec, name), secrets),
+            self.get,
+        )
         log.info("pusher container started", extra={**fields, "container_id": info.ref})
         return info
 

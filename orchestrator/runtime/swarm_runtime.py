@@ -29,7 +29,6 @@ from collections.abc import AsyncGenerator
 
 from orchestrator.domain.containers import (
     DEFAULT_INSTANCE,
-    ContainerConflict,
     EventKind,
     PusherSpec,
     RuntimeEvent,
@@ -37,10 +36,10 @@ from orchestrator.domain.containers import (
     validate_instance,
 )
 from orchestrator.errors import RuntimeRejected, RuntimeUnavailable
+from orchestrator.runtime.name_conflict import create_unique
 from orchestrator.runtime.offload import Offload
 from orchestrator.runtime.swarm_engine import SwarmEngine, SwarmOptions
 from orchestrator.runtime.swarm_model import service_name
-from orchestrator.runtime.sync_engine import NameTaken
 
 log = logging.getLogger(__name__)
 
@@ -121,19 +120,12 @@ class SwarmRuntime:
         name = service_name(spec.camera_id)
         fields = {"camera_id": spec.camera_id, "generation": spec.generation, "image": spec.image}
         secrets = tuple(spec.env.values())
-        try:
-            made = await self._run("create", lambda: self._engine.create(spec, name), secrets)
-        except NameTaken as exc:
-            existing = await self.get(spec.camera_id)
-            log.warning(
-                "pusher name taken",
-                extra={
-                    **fields,
-                    "service_id": existing.ref if existing else None,
-                    "existing_generation": existing.generation if existing else None,
-                },
-            )
-            raise ContainerConflict(f"{name} already exists", existing=existing) from exc
+        made = await create_unique(
+            spec,
+            name,
+            lambda: self._run("create", lambda: self._engine.create(spec, name), secrets),
+            self.get,
+        )
         log.info("pusher service created", extra={**fields, "service_id": made.ref})
         return made
 

@@ -46,6 +46,20 @@ def worker_ids(cluster: SwarmCluster) -> dict[str, str]:
     return {cluster.node(name).id: name for name in cluster.worker_names}
 
 
+def busiest(
+    poller: TaskPoller, cameras: list[str], workers: dict[str, str]
+) -> tuple[str, str, list[str]]:
+    """The worker running the most of ``cameras``' pushers (at least 5), the other worker, and
+    the cameras on the first."""
+    on: dict[str, list[str]] = {node: [] for node in workers}
+    for camera_id in cameras:
+        on[poller.running[camera_id][0]].append(camera_id)
+    most = max(on, key=lambda node: len(on[node]))
+    (other,) = set(workers) - {most}
+    assert len(on[most]) >= 5, f"the spread left {on}"
+    return most, other, on[most]
+
+
 async def counters(http: Any, cameras: list[str]) -> dict[str, Any]:
     body = await stats(http)
     per_camera = {c["camera_id"]: c["reserved_count"] for c in body["camera_stats"]}
@@ -67,13 +81,7 @@ async def test_a_workers_daemon_killed_under_its_pushers_moves_them_and_leaves_n
                 await reserve(st.http, camera_id)
             await eventually(holds(lambda: poller.one_running_each(ids)), 120, "10 running")
             workers = worker_ids(swarm_cluster)
-            on: dict[str, list[str]] = {node: [] for node in workers}
-            for camera_id in ids:
-                on[poller.running[camera_id][0]].append(camera_id)
-            victim_id = max(on, key=lambda node: len(on[node]))
-            (survivor_id,) = set(workers) - {victim_id}
-            moved = on[victim_id]
-            assert len(moved) >= 5, f"the spread left {on}"
+            victim_id, survivor_id, moved = busiest(poller, ids, workers)
             before = await counters(st.http, ids)
             generations = {c: (await camera_stats(st.http, c))["generation"] for c in moved}
 
@@ -155,13 +163,7 @@ async def test_a_drained_worker_hands_its_pushers_over_one_start_each(
                 )
                 start_times.append(time.monotonic() - t0)
             workers = worker_ids(swarm_cluster)
-            on: dict[str, list[str]] = {node: [] for node in workers}
-            for camera_id in ids:
-                on[poller.running[camera_id][0]].append(camera_id)
-            drained_id = max(on, key=lambda node: len(on[node]))
-            (other_id,) = set(workers) - {drained_id}
-            moving = on[drained_id]
-            assert len(moving) >= 5, f"the spread left {on}"
+            drained_id, other_id, moving = busiest(poller, ids, workers)
             before = await counters(st.http, ids)
             down_since: dict[str, float] = {}
             down_for: dict[str, float] = {}
@@ -238,7 +240,7 @@ async def test_a_full_cluster_reports_the_waiting_cameras_and_starts_them_as_roo
             await eventually(reported, 30, "3 cameras reported waiting for room")
             stat = await camera_stats(st.http, waiting[0])
             print(f"waiting: {stat['waiting_for']!r} ({stat['pusher_state']})")
-            services = dict(service_ids(swarm_cluster, swarm_instance))
+            services = service_ids(swarm_cluster, swarm_instance)
             released = [c for c in ids if c not in waiting][:3]
             freed_at = time.monotonic()
             for camera_id in released:
@@ -249,7 +251,7 @@ async def test_a_full_cluster_reports_the_waiting_cameras_and_starts_them_as_roo
                 "the waiting cameras running once room freed",
             )
             print(f"the 3 waiting pushers ran {time.monotonic() - freed_at:.2f} s after release")
-            now = dict(service_ids(swarm_cluster, swarm_instance))
+            now = service_ids(swarm_cluster, swarm_instance)
             assert {c: now[c] for c in waiting} == {c: services[c] for c in waiting}, (
                 "a waiting camera's service was replaced: it should start as it was"
             )
@@ -264,11 +266,16 @@ async def test_a_full_cluster_reports_the_waiting_cameras_and_starts_them_as_roo
     assert poller.most_running == 1
 
 
-def service_ids(cluster: SwarmCluster, instance: str) -> list[tuple[str, str]]:
-    """(camera, service id) of the instance's services."""
-    api = cluster.client().api
-    found = api.services(filters={"label": f"{INSTANCE_LABEL}={instance}"})
-    return [(s["Spec"]["Labels"][CAMERA_LABEL], s["ID"]) for s in found]
+def instance_services(cluster: SwarmCluster, instance: str) -> list[dict[str, Any]]:
+    """The instance's services as the manager lists them."""
+    return list(cluster.client().api.services(filters={"label": f"{INSTANCE_LABEL}={instance}"}))
+
+
+def service_ids(cluster: SwarmCluster, instance: str) -> dict[str, str]:
+    """Camera -> its service id, of the instance's services."""
+    return {
+        s["Spec"]["Labels"][CAMERA_LABEL]: s["ID"] for s in instance_services(cluster, instance)
+    }
 
 
 async def test_the_canary_credentials_reach_the_pusher_through_a_file_and_nowhere_else(
@@ -288,7 +295,7 @@ async def test_the_canary_credentials_reach_the_pusher_through_a_file_and_nowher
         (ingress,) = st.fake.ingresses().values()
         secrets = [password, rtsp, ingress.stream_key]
         manager = swarm_cluster.manager_url
-        services = [name for _, name in service_names(swarm_cluster, swarm_instance)]
+        services = [s["Spec"]["Name"] for s in instance_services(swarm_cluster, swarm_instance)]
         outputs = {
             "docker service inspect": docker_cli(manager, "service", "inspect", *services),
             "docker service ps": docker_cli(manager, "service", "ps", "--no-trunc", *services),
@@ -306,12 +313,6 @@ async def test_the_canary_credentials_reach_the_pusher_through_a_file_and_nowher
         assert spec["ContainerSpec"]["Env"] == ["PUSHER_ENV_FILE=/run/secrets/pusher.env"]
         assert [s["File"]["Name"] for s in spec["ContainerSpec"]["Secrets"]] == ["pusher.env"]
         await release(st.http, rid)
-
-
-def service_names(cluster: SwarmCluster, instance: str) -> list[tuple[str, str]]:
-    api = cluster.client().api
-    found = api.services(filters={"label": f"{INSTANCE_LABEL}={instance}"})
-    return [(s["ID"], s["Spec"]["Name"]) for s in found]
 
 
 def docker_cli(host: str, *args: str) -> str:
