@@ -15,6 +15,11 @@ accepts (High, Main, any level, packetization mode 0) are accepted even where ai
 profile check would refuse them, and answered with the offer's payload type and fmtp. aiortc's
 ``find_common_codecs`` is wrapped for that, only while this receiver handles an offer.
 
+Liveness is Pion's by default (``tests/media/ice_liveness.py``): any inbound packet keeps a
+session, as in LiveKit's ingress; ``--liveness consent`` keeps aioice's strict RFC 7675 checks.
+The answer lists its candidates as Pion's does, highest priority (host UDP) first: FFmpeg's WHIP
+muxer uses only the first host UDP candidate it reads.
+
 It runs inside a test's network namespace, which the test process cannot reach over TCP, so
 its statistics are served on a unix socket (``--control``): ``GET /stats`` returns JSON.
 ``python -m tests.media.receiver --help`` describes the command line.
@@ -50,7 +55,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.frame import Frame
 from av.video.frame import VideoFrame
 
-from tests.media import livekit_codecs
+from tests.media import ice_liveness, livekit_codecs
 from tests.media.h264 import nal_digest, split_annexb
 from tests.media.pattern import pattern_matches
 
@@ -163,6 +168,29 @@ def refusal(offer: str) -> str | None:
     return None
 
 
+_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ (\d+) ")
+
+
+def _priority(candidate: str) -> int:
+    match = _CANDIDATE.match(candidate)
+    return int(match.group(1)) if match else 0
+
+
+def by_priority(answer: str) -> str:
+    """``answer`` with each run of candidates in descending priority, as Pion writes them."""
+    out: list[str] = []
+    run: list[str] = []
+    for line in answer.split("\r\n"):
+        if _CANDIDATE.match(line):
+            run.append(line)
+            continue
+        out += sorted(run, key=_priority, reverse=True)
+        run = []
+        out.append(line)
+    out += sorted(run, key=_priority, reverse=True)
+    return "\r\n".join(out)
+
+
 @dataclass
 class SessionRecord:
     id: str
@@ -259,7 +287,7 @@ class WhipReceiver:
         finally:
             _LIVEKIT_RULE.reset(rule)
         await pc.setLocalDescription(await pc.createAnswer())
-        answer = pc.localDescription.sdp
+        answer = by_priority(pc.localDescription.sdp)
         record.answer_codecs = _RTPMAP.findall(answer)
         location = f"/w/{request.match_info.get('key', 'bearer')}/{sid}"
         return web.Response(
@@ -322,6 +350,7 @@ class ReceiverControl:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    ice_liveness.use(args.liveness, args.liveness_scale)
     receiver = WhipReceiver(args.host, args.port, check_every=args.check_every)
     await receiver.start(args.control)
     print(json.dumps({"event": "ready", "url": receiver.url}), flush=True)
@@ -344,6 +373,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--control", required=True, help="unix socket for GET /stats")
     parser.add_argument(
         "--check-every", type=int, default=5, help="compare every Nth frame with the test pattern"
+    )
+    parser.add_argument(
+        "--liveness",
+        choices=ice_liveness.MODES,
+        default="pion",
+        help="pion: any inbound packet keeps a session (LiveKit's ingress); consent: aioice's "
+        "strict RFC 7675 checks (default: pion)",
+    )
+    parser.add_argument(
+        "--liveness-scale",
+        type=float,
+        default=1.0,
+        help="multiply every liveness interval by this, in (0, 1] (default: 1)",
     )
     asyncio.run(_serve(parser.parse_args(argv)))
 

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+# ffmpeg: FFmpeg's own WHIP muxer, all in C (the default, about a third of the cost);
+# aiortc: packetized in Python, and it verifies the DTLS fingerprint and the HTTPS certificate.
+ENGINES = ("ffmpeg", "aiortc")
+
 
 class ConfigError(ValueError):
     """A missing or malformed setting; the message never contains a secret."""
@@ -26,6 +30,7 @@ class PusherConfig:
     ice_connect_timeout_s: float = 15.0
     stats_interval_s: float = 10.0
     ice_servers: tuple[str, ...] = ()
+    engine: str = "ffmpeg"  # one of ENGINES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PusherConfig:
@@ -36,6 +41,9 @@ class PusherConfig:
             raise ConfigError("RTSP_URL must be an rtsp:// or rtsps:// URL")
         if urlsplit(whip).scheme not in ("http", "https") or not urlsplit(whip).hostname:
             raise ConfigError("WHIP_URL must be an http:// or https:// URL")
+        engine = env.get("PUSHER_ENGINE", "").strip().lower() or "ffmpeg"
+        if engine not in ENGINES:
+            raise ConfigError(f"PUSHER_ENGINE must be one of {', '.join(ENGINES)}, got {engine!r}")
         servers = tuple(
             s.strip() for s in env.get("PUSHER_ICE_SERVERS", "").split(",") if s.strip()
         )
@@ -50,6 +58,7 @@ class PusherConfig:
             ice_connect_timeout_s=_seconds(env, "PUSHER_ICE_TIMEOUT_SECONDS", 15.0),
             stats_interval_s=_seconds(env, "PUSHER_STATS_INTERVAL_SECONDS", 10.0),
             ice_servers=servers,
+            engine=engine,
         )
 
 

@@ -1,4 +1,8 @@
-"""One pusher run: open the camera, publish over WHIP, and stay up until something ends it.
+"""The aiortc engine: aiortc packetizes the camera's access units and runs ICE, DTLS and SRTP.
+
+It verifies the ingress's DTLS fingerprint and its HTTPS certificate, which FFmpeg's WHIP
+muxer does not: the engine for paths to the ingress that cross an untrusted network, and for
+cameras that send B-frames. It costs about three times the FFmpeg engine (``docs/benchmarks.md``).
 
 The run ends on SIGTERM/SIGINT (the session is deleted, exit 0), on a camera failure (exit 1)
 or on a WHIP failure (exit 3). Every wait is bounded by a configured timeout, and a stop signal
@@ -63,7 +67,7 @@ async def _run(config: PusherConfig, log: Log, source: RtspSource, stop: asyncio
         profile=info.profile,
         seconds=round(time.monotonic() - started, 3),
     )
-    log.info("pipeline", elements=list(PIPELINE), decoder=None, encoder=None)
+    log.info("pipeline", engine="aiortc", elements=list(PIPELINE), decoder=None, encoder=None)
     source.start()
     publisher = Publisher(source.track, config.ice_servers)
     whip = WhipClient(config.whip_url, config.whip_token, config.whip_timeout_s)

@@ -1,0 +1,167 @@
+"""The camera side of both engines: open RTSP over TCP and read H.264 access units unchanged.
+
+FFmpeg (PyAV) only demuxes here: nothing is decoded and nothing is encoded. Every blocking call
+is bounded twice, by FFmpeg's own socket timeout and by PyAV's interrupt timeout, so a camera
+that stays connected but sends nothing fails the read after ``PUSHER_RTSP_READ_TIMEOUT_SECONDS``.
+
+:func:`access_units` is the per-packet work both engines share: the missing first pts, the
+keyframe flag (some cameras' IDRs come unflagged) and the :class:`CodecWatch` that reports what
+the camera really encodes. It imports nothing of WebRTC, so the FFmpeg engine stays lean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import av
+import av.error
+from av.container import InputContainer
+from av.video.stream import VideoStream
+
+from .codec_watch import CodecWatch, Emit
+from .config import PusherConfig
+
+Packet: TypeAlias = "av.Packet[Any]"
+START_CODE = b"\x00\x00\x00\x01"
+NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
+MAX_PLAUSIBLE_FPS = 240  # FFmpeg's guess is sometimes a clock rate (90000), not a frame rate
+
+
+class CameraFailure(Exception):
+    """The camera could not be read: unreachable, refused, not H.264, stalled or ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    codec: str
+    width: int
+    height: int
+    profile: str | None
+    b_frames: bool  # the SPS announces frame reordering (FFmpeg's ``has_b_frames``)
+
+
+@dataclass(slots=True)
+class SourceStats:
+    packets: int = 0
+    keyframes: int = 0
+    bytes: int = 0
+    dropped: int = 0
+    injected_parameter_sets: int = 0
+
+
+def nal_types(data: bytes) -> set[int]:
+    """NAL unit types in an Annex-B buffer (headers only; the payload is not touched)."""
+    found: set[int] = set()
+    i = data.find(b"\x00\x00\x01")
+    while i != -1 and i + 3 < len(data):
+        found.add(data[i + 3] & 0x1F)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    return found
+
+
+def with_parameter_sets(
+    packet: Packet, extradata: bytes | None, data: bytes | None = None
+) -> Packet:
+    """The keyframe ``packet``, prefixed with SPS/PPS from ``extradata`` when it has none.
+
+    Many cameras send SPS/PPS only in the SDP (``sprop-parameter-sets``); FFmpeg puts them in
+    the stream's extradata. A WebRTC decoder needs them in band before the IDR. ``data``: the
+    packet's bytes, when the caller has them already.
+    """
+    data = bytes(packet) if data is None else data
+    if not extradata or not extradata.startswith((b"\x00\x00\x01", START_CODE)):
+        return packet
+    if NAL_SPS in nal_types(data):
+        return packet
+    joined = av.Packet(extradata + data)
+    joined.pts, joined.dts = packet.pts, packet.dts
+    if packet.time_base is not None:
+        joined.time_base = packet.time_base
+    joined.is_keyframe = True
+    return joined
+
+
+def stream_fps(stream: VideoStream) -> float | None:
+    """The frame rate FFmpeg gives the stream (the SDP's ``a=framerate``, else its guess), for
+    cameras whose SPS carries no timing; None when neither is plausible."""
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if rate is not None and 0 < rate <= MAX_PLAUSIBLE_FPS:
+            return round(float(rate), 3)
+    return None
+
+
+def open_camera(config: PusherConfig) -> tuple[InputContainer, StreamInfo]:
+    """Connect and describe the stream (blocking); :class:`CameraFailure` if it is unusable."""
+    options = {
+        "rtsp_transport": "tcp",  # interleaved on the RTSP connection: no UDP to firewall
+        "timeout": str(round(config.rtsp_read_timeout_s * 1_000_000)),  # socket I/O, in µs
+        "user_agent": "cctv-pusher",
+        # Probe briefly: SPS/PPS usually come with the SDP, and every probed 100 ms is
+        # 100 ms more before the first frame reaches a viewer.
+        "analyzeduration": "200000",
+        "probesize": "500000",
+        "fpsprobesize": "0",
+    }
+    try:
+        container = av.open(
+            config.rtsp_url,
+            format="rtsp",
+            options=options,
+            timeout=(config.rtsp_open_timeout_s, config.rtsp_read_timeout_s),
+        )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise CameraFailure(f"cannot open the camera stream: {exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise CameraFailure("the camera stream has no video")
+    ctx = container.streams.video[0].codec_context
+    info = StreamInfo(ctx.name, ctx.width, ctx.height, ctx.profile, ctx.has_b_frames > 0)
+    if info.codec != "h264":
+        container.close()
+        raise CameraFailure(f"camera sends {info.codec}, not H.264; the pusher never transcodes")
+    return container, info
+
+
+def access_units(
+    container: InputContainer,
+    emit: Emit,
+    stats: SourceStats,
+    closing: Callable[[], bool] = lambda: False,
+) -> Iterator[tuple[Packet, bytes]]:
+    """Each access unit of the camera's video as ``(packet, its bytes)``, keyframes flagged.
+
+    Ends quietly once ``closing()`` is true; raises :class:`CameraFailure` when the camera
+    ends the stream or a read fails (which includes the read timeout). ``emit`` gets the
+    codec report; ``stats`` is counted here (its ``packets`` tell a watchdog the camera is
+    alive)."""
+    stream = container.streams.video[0]
+    codec = CodecWatch(emit, stream.codec_context.extradata, stream_fps(stream))
+    last_pts = -1
+    try:
+        for packet in container.demux(stream):
+            if closing():
+                return
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                # FFmpeg gives the first packet after probing no pts; it plays right before
+                # the next one, so it gets the tick after the last known one.
+                packet.pts = packet.dts if packet.dts is not None else last_pts + 1
+            if packet.dts is None:
+                packet.dts = packet.pts
+            last_pts = packet.pts
+            data = bytes(packet)
+            keyframe = packet.is_keyframe or NAL_IDR in nal_types(data)
+            codec.feed(data, packet.pts, keyframe)
+            if keyframe:
+                packet.is_keyframe = True
+                stats.keyframes += 1
+            stats.packets += 1
+            stats.bytes += packet.size
+            yield packet, data
+    except (av.error.FFmpegError, OSError) as exc:
+        raise CameraFailure(f"camera read failed: {exc}") from None
+    if not closing():
+        raise CameraFailure("camera ended the stream")
