@@ -1,7 +1,7 @@
 """What to run for a camera: the runtime-neutral spec of its WHIP pusher, from settings.
 
 The pusher gets its inputs as env (``RTSP_URL``, ``WHIP_URL``, ``WHIP_TOKEN``,
-``CAMERA_ID``); the spec keeps them out of its repr and out of labels. The WHIP endpoint and
+``CAMERA_ID``, ``PUSHER_ENGINE``); the spec keeps them out of its repr and out of labels. The WHIP endpoint and
 its token come from a :class:`TargetSource`: the camera's LiveKit ingress
 (``livekit.ingress.IngressManager``), or a fixed endpoint from settings (``CCTV_WHIP_URL``,
 ``CCTV_WHIP_TOKEN``) when one is configured.
@@ -56,6 +56,7 @@ class SpecFactory:
                 "RTSP_URL": camera.rtsp_url,
                 "WHIP_URL": target.url,
                 "WHIP_TOKEN": target.token,
+                "PUSHER_ENGINE": s.pusher_engine,
             },
             instance=s.instance,
             network=s.pusher_network,

@@ -203,6 +203,13 @@ def media_pusher_image(docker_api: Any) -> str:
     return with_test_label(docker_api, ensure_pusher_image(docker_api))
 
 
+@pytest.fixture(params=["ffmpeg", "aiortc"])
+def pusher_engine(request: pytest.FixtureRequest) -> str:
+    """Each pusher engine (``PUSHER_ENGINE``): a test taking it runs once per engine."""
+    value: str = request.param
+    return value
+
+
 @pytest.fixture
 def rig(docker_api: Any, pusher_image: str, tmp_path: Path) -> Iterator[MediaRig]:
     """A loopback-only lab network with a camera simulator and a WHIP receiver in it."""

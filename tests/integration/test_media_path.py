@@ -51,9 +51,14 @@ async def frames_after(rig: MediaRig, count: int, sessions_before: int = 0) -> b
 
 
 async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
-    client: Redis, docker_api: Any, media_pusher_image: str, new_stack: NewStack, rig: MediaRig
+    client: Redis,
+    docker_api: Any,
+    media_pusher_image: str,
+    new_stack: NewStack,
+    rig: MediaRig,
+    pusher_engine: str,
 ) -> None:
-    env = media_env(media_pusher_image, rig)
+    env = media_env(media_pusher_image, rig, CCTV_PUSHER_ENGINE=pusher_engine)
     async with new_stack(env, whip_base_url=rig.whip_base_url) as s:
         await add_camera(s, rig)
         reserved_at = time.monotonic()
@@ -76,8 +81,8 @@ async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
         [ingress] = s.fake.ingresses().values()
         assert session["token"] == ingress.stream_key
         # ...as H.264 only, decoded by the H.264 decoder...
-        assert set(session["offer_codecs"]) == {"H264"}, session["offer_codecs"]
-        assert set(session["answer_codecs"]) == {"H264"}
+        assert set(session["offer_codecs"]) - {"rtx"} == {"H264"}, session["offer_codecs"]
+        assert set(session["answer_codecs"]) - {"rtx"} == {"H264"}
         assert set(stats["decoded_by"]) == {"video/H264"}, stats["decoded_by"]
         # ...and byte for byte the camera's NAL units: nothing was re-encoded on the way.
         received = set(stats["nal_digests"])
@@ -89,6 +94,7 @@ async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
         events = {line["event"]: line for line in log}
         assert events["camera_open"]["codec"] == "h264"
         assert events["pipeline"]["encoder"] is None and events["pipeline"]["decoder"] is None
+        assert events["pipeline"]["engine"] == pusher_engine
         assert events["publishing"]["codec"] == "H264"
         text = json.dumps(log)
         assert rig.password not in text and ingress.stream_key not in text
@@ -104,9 +110,17 @@ async def test_a_reserved_camera_reaches_the_whip_endpoint_as_unchanged_h264(
 
 
 async def test_a_camera_outage_restarts_the_pusher_with_backoff_until_frames_flow_again(
-    client: Redis, docker_api: Any, media_pusher_image: str, new_stack: NewStack, rig: MediaRig
+    client: Redis,
+    docker_api: Any,
+    media_pusher_image: str,
+    new_stack: NewStack,
+    rig: MediaRig,
+    pusher_engine: str,
 ) -> None:
-    env = media_env(media_pusher_image, rig, CCTV_LEASE_SECONDS="300")  # no heartbeats needed
+    # No heartbeats needed with a long lease.
+    env = media_env(
+        media_pusher_image, rig, CCTV_LEASE_SECONDS="300", CCTV_PUSHER_ENGINE=pusher_engine
+    )
     async with new_stack(env, whip_base_url=rig.whip_base_url) as s:
         await add_camera(s, rig)
         await admit(s.http, CAMERA)
@@ -156,7 +170,8 @@ async def test_stats_show_what_the_camera_encodes_high_profile_b_frames_or_basel
     client: Redis, docker_api: Any, media_pusher_image: str, new_stack: NewStack, rig: MediaRig
 ) -> None:
     """LiveKit labels every bypass stream 42001f, so the pusher reports the camera's real
-    profile and B-frames; stats, the metric and its log carry it."""
+    profile and B-frames; stats, the metric and its log carry it. The default engine (FFmpeg's
+    muxer) refuses B-frames, so that camera is handed to the aiortc engine, and says so."""
     env = media_env(media_pusher_image, rig, CCTV_LEASE_SECONDS="300")  # no heartbeats needed
     async with new_stack(env, whip_base_url=rig.whip_base_url) as s:
         await add_camera(s, rig)
@@ -198,3 +213,8 @@ async def test_stats_show_what_the_camera_encodes_high_profile_b_frames_or_basel
         log = await asyncio.to_thread(pusher_log, docker_api, pusher["Id"])
         [line] = [entry for entry in log if entry["event"] == "codec"]
         assert (line["profile"], line["b_frames"], line["level"]) == ("High", True, "info")
+        [fallback] = [entry for entry in log if entry["event"] == "engine_fallback"]
+        assert fallback["engine"] == "aiortc" and "B-frames" in fallback["reason"]
+        assert [e["engine"] for e in log if e["event"] == "pipeline"] == ["aiortc"]
+        sessions = len((await rig.control.stats())["sessions"])
+        await eventually(lambda: frames_after(rig, 25, sessions - 1), 60, "B-frame camera frames")

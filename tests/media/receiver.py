@@ -60,6 +60,7 @@ from tests.media.h264 import nal_digest, split_annexb
 from tests.media.pattern import pattern_matches
 
 _RTPMAP = re.compile(r"^a=rtpmap:\d+ ([A-Za-z0-9-]+)/", re.MULTILINE)
+_PROFILE = re.compile(r"profile-level-id=([0-9A-Fa-f]{6})")
 
 
 class DecoderLog:
@@ -197,6 +198,7 @@ class SessionRecord:
     token: str
     offer_codecs: list[str]
     answer_codecs: list[str]
+    offer_profiles: list[str]  # each H.264 profile-level-id of the offer
     created_at: float
     connected_at: float | None = None
     first_frame_at: float | None = None
@@ -277,7 +279,9 @@ class WhipReceiver:
             return web.Response(status=400, text=refused)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: stay on this host
         sid = "WH_" + secrets.token_hex(6)
-        record = SessionRecord(sid, token, _RTPMAP.findall(offer), [], time.time(), pc=pc)
+        record = SessionRecord(
+            sid, token, _RTPMAP.findall(offer), [], _PROFILE.findall(offer), time.time(), pc=pc
+        )
         self.sessions[sid] = record
         pc.on("track", lambda track: self._spawn(self._consume(track, record)))
         pc.on("connectionstatechange", lambda: self._state(pc, record))

@@ -34,6 +34,7 @@ class MediaRig:
     b_frames: int = 0  # consecutive B-frames (0-3; not with baseline)
     camera: LabProcess | None = None
     receiver: LabProcess | None = None
+    extras: list[LabProcess] = field(default_factory=list)
 
     @property
     def camera_url(self) -> str:
@@ -77,6 +78,34 @@ class MediaRig:
             *("--check-every", str(check_every)),
         )
 
+    def extra_receiver(
+        self, name: str, port: int, liveness: str, scale: float
+    ) -> tuple[str, ReceiverControl]:
+        """Another receiver in the lab (its WHIP URL and control), stopped with the rig.
+        ``liveness``/``scale``: see ``tests/media/ice_liveness.py``."""
+        sock = self.tmp / f"{name}.sock"
+        sock.unlink(missing_ok=True)
+        self.extras.append(
+            self.lab.python(
+                self.tmp / f"{name}.log",
+                "tests.media.receiver",
+                *("--host", LAB_ADDRESS, "--port", str(port), "--control", str(sock)),
+                *("--liveness", liveness, "--liveness-scale", str(scale)),
+            )
+        )
+        return f"http://{LAB_ADDRESS}:{port}/w", ReceiverControl(str(sock))
+
+    def silent_endpoint(self, port: int) -> str:
+        """A WHIP URL in the lab that accepts connections and never answers."""
+        self.extras.append(
+            self.lab.python(
+                self.tmp / "silent.log",
+                "tests.media.silent_server",
+                *("--host", LAB_ADDRESS, "--port", str(port)),
+            )
+        )
+        return f"http://{LAB_ADDRESS}:{port}/w"
+
     def logs(self) -> str:
         parts = []
         for name in ("camera.log", "receiver.log"):
@@ -87,6 +116,9 @@ class MediaRig:
         return "\n".join(parts)
 
     def stop(self) -> None:
+        for extra in self.extras:
+            extra.stop()
+        self.extras.clear()
         self.stop_camera()
         if self.receiver is not None:
             self.receiver.stop()
