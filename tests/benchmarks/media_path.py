@@ -82,7 +82,7 @@ def pusher_events(docker_api: Any, container_id: str) -> dict[str, dict[str, Any
     return {line["event"]: line for line in pusher_log(docker_api, container_id)}
 
 
-async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> None:
+async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> float:
     await setup(s, rig)
     latencies: list[float] = []
     opens: list[float] = []
@@ -117,6 +117,7 @@ async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> N
         f"  (pusher camera open p50 {statistics.median(opens) * 1000:.0f} ms,"
         f" publishing p50 {statistics.median(publishing) * 1000:.0f} ms)"
     )
+    return p50
 
 
 def pusher_image() -> str:
@@ -131,12 +132,15 @@ def pusher_image() -> str:
 
 
 def memory_kib(pids: list[str]) -> dict[str, int]:
-    """Rss, Pss and Anonymous (KiB) summed over ``pids``, from ``/proc/<pid>/smaps_rollup``."""
-    total = {"Rss": 0, "Pss": 0, "Anonymous": 0}
+    """Rss, Pss, Anonymous and Private (clean + dirty) KiB summed over ``pids``, from
+    ``/proc/<pid>/smaps_rollup``. Private is what one more pusher adds to a host."""
+    total = {"Rss": 0, "Pss": 0, "Anonymous": 0, "Private": 0}
     for pid in pids:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             key = line.split(":")[0]
-            if key in total:
+            if key in ("Private_Clean", "Private_Dirty"):
+                total["Private"] += int(line.split()[1])
+            elif key in total:
                 total[key] += int(line.split()[1])
     return total
 
@@ -148,16 +152,17 @@ def cpu_ns(docker_api: Any, container_id: str) -> int:
 
 async def steady_state(
     s: Stack, rig: MediaRig, docker_api: Any, seconds: float, pushers: int
-) -> None:
+) -> dict[str, float]:
+    """Per pusher: CPU % of a core and mean memory (MiB); the slowest stream's fps."""
     cameras = [f"{CAMERA}-{i}" for i in range(pushers)]
     leases = []
     for camera in cameras:  # every camera pulls the same simulator; each gets its own pusher
         await setup(s, rig, camera)
         leases.append(await admit(s.http, camera))
 
-    async def frames() -> int:
+    async def frames() -> list[int]:
         sessions = (await rig.control.stats())["sessions"][-pushers:]
-        return sum(session["frames"] for session in sessions) if len(sessions) == pushers else 0
+        return [session["frames"] for session in sessions]
 
     async def flowing() -> bool:
         sessions = (await rig.control.stats())["sessions"]
@@ -186,20 +191,60 @@ async def steady_state(
     frames1 = await frames()
     cpu_pct = (cpu1 - cpu0) / ((t1 - t0) * 1e9) * 100 / pushers
 
-    def mib(key: str) -> str:
-        values = [sample[key] / 1024 / pushers for sample in samples]
-        return f"{key} mean {statistics.fmean(values):.1f} max {max(values):.1f} MiB"
+    def mean(key: str) -> float:
+        return statistics.fmean(sample[key] / 1024 / pushers for sample in samples)
 
+    def mib(key: str) -> str:
+        peak = max(sample[key] / 1024 / pushers for sample in samples)
+        return f"{key} mean {mean(key):.1f} max {peak:.1f} MiB"
+
+    fps = [(b - a) / (t1 - t0) for a, b in zip(frames0, frames1, strict=True)]
     print(
-        f"steady state, {pushers} pusher(s) at 1920x1080 25 fps, over {t1 - t0:.0f} s,"
+        f"steady state, {pushers} pusher(s) at {rig.size} {rig.fps} fps, over {t1 - t0:.0f} s,"
         f" per pusher ({len(pids) // pushers} processes each): CPU {cpu_pct:.1f} % of a core;"
-        f" {mib('Rss')}; {mib('Pss')}; {mib('Anonymous')};"
-        f" receiver decoded {(frames1 - frames0) / (t1 - t0) / pushers:.1f} fps per stream"
+        f" {mib('Rss')}; {mib('Pss')}; {mib('Private')}; {mib('Anonymous')};"
+        f" receiver got {statistics.fmean(fps):.1f} fps per stream (slowest {min(fps):.1f})"
     )
     events = await asyncio.to_thread(pusher_events, docker_api, ids[0])
     print(f"a pusher's last stats line: {json.dumps(events.get('stats'))}")
     for camera, lease in zip(cameras, leases, strict=True):
         await release_and_wait(s, docker_api, lease, camera)
+    figures = {k.lower(): mean(k) for k in ("Rss", "Pss", "Private", "Anonymous")}
+    return {**figures, "cpu": cpu_pct, "slowest_fps": min(fps)}
+
+
+def env_for(image: str, rig: MediaRig, engine: str) -> dict[str, str]:
+    return pusher_env(
+        image,
+        CCTV_PUSHER_NETWORK=rig.lab.network_mode,
+        CCTV_PUSHER_STOP_TIMEOUT_SECONDS="5",
+        CCTV_LEASE_SECONDS="300",
+        CCTV_DRAIN_GRACE_SECONDS="0.2",
+        CCTV_PUSHER_ENGINE=engine,
+    )
+
+
+def ratios(first: dict[str, float], steady: dict[str, dict[str, float]]) -> None:
+    """FFmpeg engine / aiortc engine, as measured above (targets from issue 19)."""
+    if "ffmpeg" in first and "aiortc" in first:
+        print(f"ratio ffmpeg/aiortc, first frame p50: {first['ffmpeg'] / first['aiortc']:.2f}")
+    if "ffmpeg" in steady and "aiortc" in steady:
+        f, a = steady["ffmpeg"], steady["aiortc"]
+        print(
+            f"ratio ffmpeg/aiortc at 1080p: CPU {f['cpu'] / a['cpu']:.2f} (target <= 0.4),"
+            f" private memory {f['private'] / a['private']:.2f} (target <= 0.5),"
+            f" Pss {f['pss'] / a['pss']:.2f}, Rss {f['rss'] / a['rss']:.2f}"
+        )
+
+
+def per_host(figures: dict[str, float], cores: float = 2.0, gib: float = 24.0) -> None:
+    """Cameras one host holds at these per-pusher figures, with 20 % kept free."""
+    by_cpu = int(cores * 100 * 0.8 / figures["cpu"])
+    by_memory = int(gib * 1024 * 0.8 / figures["pss"])
+    print(
+        f"implied cameras per {cores:.0f}-core {gib:.0f} GiB host at 80 % use: CPU {by_cpu},"
+        f" memory {by_memory} (by Pss): {min(by_cpu, by_memory)}"
+    )
 
 
 async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
@@ -209,24 +254,39 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
         raise SystemExit(f"the engine is in use ({', '.join(busy[:5])}); run when it is idle")
     lab_image = build_placeholder_pusher_image(client)
     image = with_test_label(client, await asyncio.to_thread(pusher_image))
-    print(f"media path: pusher image {image}, {args.runs} runs")
-    for size, part in (("640x360", "first"), ("1920x1080", "steady")):
-        if (part == "steady" and args.skip_steady) or (part == "first" and args.skip_first):
-            continue
-        with media_rig(client, lab_image, tmp / part, size=size) as rig:
-            env = pusher_env(
-                image,
-                CCTV_PUSHER_NETWORK=rig.lab.network_mode,
-                CCTV_PUSHER_STOP_TIMEOUT_SECONDS="5",
-                CCTV_LEASE_SECONDS="300",
-                CCTV_DRAIN_GRACE_SECONDS="0.2",
-            )
-            async with stack(tmp / part, valkey_url, env, whip_base_url=rig.whip_base_url) as s:
-                if part == "first":
-                    await first_frames(s, rig, client, args.runs)
-                else:
+    print(f"media path: pusher image {image}, {args.runs} runs, engines {args.engines}")
+    first: dict[str, float] = {}
+    steady: dict[str, dict[str, float]] = {}
+    if not args.skip_first:
+        with media_rig(client, lab_image, tmp / "first") as rig:
+            for engine in args.engines:
+                print(f"[{engine}] reserve -> first frame at 640x360")
+                env = env_for(image, rig, engine)
+                async with stack(
+                    tmp / f"first-{engine}", valkey_url, env, whip_base_url=rig.whip_base_url
+                ) as s:
+                    first[engine] = await first_frames(s, rig, client, args.runs)
+    if not args.skip_steady:
+        with media_rig(client, lab_image, tmp / "steady", size="1920x1080") as rig:
+            for engine in args.engines:
+                env = env_for(image, rig, engine)
+                async with stack(
+                    tmp / f"steady-{engine}", valkey_url, env, whip_base_url=rig.whip_base_url
+                ) as s:
                     for pushers in args.pushers:
-                        await steady_state(s, rig, client, args.steady_seconds, pushers)
+                        print(f"[{engine}]", end=" ")
+                        result = await steady_state(s, rig, client, args.steady_seconds, pushers)
+                        if pushers == 1:
+                            steady[engine] = result
+    ratios(first, steady)
+    if args.many:
+        size = args.many_size
+        with media_rig(client, lab_image, tmp / "many", size=size, decode=False) as rig:
+            env = env_for(image, rig, args.engines[0])
+            async with stack(tmp / "many", valkey_url, env, whip_base_url=rig.whip_base_url) as s:
+                print(f"[{args.engines[0]}] {args.many} pushers at once, receiver not decoding:")
+                many = await steady_state(s, rig, client, args.steady_seconds, args.many)
+        per_host(many)
     client.close()
 
 
@@ -240,8 +300,21 @@ def main() -> None:
         "--pushers",
         type=int,
         nargs="+",
-        default=[1, 3],
-        help="steady-state rounds: this many 1080p pushers at once (default: 1, then 3)",
+        default=[1],
+        help="steady-state rounds per engine: this many 1080p pushers at once (default: 1)",
+    )
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["ffmpeg", "aiortc"],
+        choices=["ffmpeg", "aiortc"],
+        help="pusher engines to measure, in this order (default: both)",
+    )
+    parser.add_argument(
+        "--many", type=int, default=20, help="then this many pushers at once (0: skip)"
+    )
+    parser.add_argument(
+        "--many-size", default="1920x1080", help="their camera's picture size (WxH)"
     )
     args = parser.parse_args()
     run_on_valkey(lambda url, tmp: run(url, tmp, args), asyncio.run)

@@ -68,7 +68,7 @@ class MediaRig:
             self.camera.stop()
             self.camera = None
 
-    def start_receiver(self, check_every: int = 5) -> None:
+    def start_receiver(self, check_every: int = 5, decode: bool = True) -> None:
         sock = self.tmp / "receiver.sock"
         sock.unlink(missing_ok=True)
         self.receiver = self.lab.python(
@@ -76,6 +76,7 @@ class MediaRig:
             "tests.media.receiver",
             *("--host", LAB_ADDRESS, "--port", str(RECEIVER_PORT), "--control", str(sock)),
             *("--check-every", str(check_every)),
+            *(() if decode else ("--no-decode",)),
         )
 
     def extra_receiver(
@@ -127,15 +128,22 @@ class MediaRig:
 
 @contextlib.contextmanager
 def media_rig(
-    client: Any, lab_image: str, tmp: Path, *, size: str = "640x360", fps: int = 25
+    client: Any,
+    lab_image: str,
+    tmp: Path,
+    *,
+    size: str = "640x360",
+    fps: int = 25,
+    decode: bool = True,
 ) -> Iterator[MediaRig]:
-    """``lab_image``: any local image whose default command idles (the lab's placeholder)."""
+    """``lab_image``: any local image whose default command idles (the lab's placeholder).
+    ``decode=False``: the receiver counts frames without decoding them (many streams)."""
     tmp.mkdir(parents=True, exist_ok=True)
     with lab(client, lab_image) as started:
         rig = MediaRig(started, tmp, size, fps)
         try:
             rig.start_camera()
-            rig.start_receiver(check_every=5 if size == "640x360" else 25)
+            rig.start_receiver(check_every=5 if size == "640x360" else 25, decode=decode)
             yield rig
         except BaseException:
             print(rig.logs())
