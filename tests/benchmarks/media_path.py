@@ -132,13 +132,14 @@ def pusher_image() -> str:
 
 
 def memory_kib(pids: list[str]) -> dict[str, int]:
-    """Rss, Pss, Anonymous and Private (clean + dirty) KiB summed over ``pids``, from
-    ``/proc/<pid>/smaps_rollup``. Private is what one more pusher adds to a host."""
+    """Rss, Pss, Anonymous and Private (``Private_Dirty``) KiB summed over ``pids``, from
+    ``/proc/<pid>/smaps_rollup``. Private is what one more pusher adds to a host: its clean
+    pages are the image's files, in the page cache once for every pusher."""
     total = {"Rss": 0, "Pss": 0, "Anonymous": 0, "Private": 0}
     for pid in pids:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             key = line.split(":")[0]
-            if key in ("Private_Clean", "Private_Dirty"):
+            if key == "Private_Dirty":
                 total["Private"] += int(line.split()[1])
             elif key in total:
                 total[key] += int(line.split()[1])
@@ -155,17 +156,18 @@ async def steady_state(
 ) -> dict[str, float]:
     """Per pusher: CPU % of a core and mean memory (MiB); the slowest stream's fps."""
     cameras = [f"{CAMERA}-{i}" for i in range(pushers)]
+    before = len((await rig.control.stats())["sessions"])  # earlier rounds' sessions
     leases = []
     for camera in cameras:  # every camera pulls the same simulator; each gets its own pusher
         await setup(s, rig, camera)
         leases.append(await admit(s.http, camera))
 
     async def frames() -> list[int]:
-        sessions = (await rig.control.stats())["sessions"][-pushers:]
+        sessions = (await rig.control.stats())["sessions"][before:][-pushers:]
         return [session["frames"] for session in sessions]
 
     async def flowing() -> bool:
-        sessions = (await rig.control.stats())["sessions"]
+        sessions = (await rig.control.stats())["sessions"][before:]
         return len(sessions) >= pushers and all(x["frames"] >= 100 for x in sessions[-pushers:])
 
     await poll(flowing, 90, "1080p frames from every pusher")
@@ -211,6 +213,11 @@ async def steady_state(
         await release_and_wait(s, docker_api, lease, camera)
     figures = {k.lower(): mean(k) for k in ("Rss", "Pss", "Private", "Anonymous")}
     return {**figures, "cpu": cpu_pct, "slowest_fps": min(fps)}
+
+
+def workdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def env_for(image: str, rig: MediaRig, engine: str) -> dict[str, str]:
@@ -263,7 +270,10 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
                 print(f"[{engine}] reserve -> first frame at 640x360")
                 env = env_for(image, rig, engine)
                 async with stack(
-                    tmp / f"first-{engine}", valkey_url, env, whip_base_url=rig.whip_base_url
+                    workdir(tmp / f"first-{engine}"),
+                    valkey_url,
+                    env,
+                    whip_base_url=rig.whip_base_url,
                 ) as s:
                     first[engine] = await first_frames(s, rig, client, args.runs)
     if not args.skip_steady:
@@ -271,7 +281,10 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
             for engine in args.engines:
                 env = env_for(image, rig, engine)
                 async with stack(
-                    tmp / f"steady-{engine}", valkey_url, env, whip_base_url=rig.whip_base_url
+                    workdir(tmp / f"steady-{engine}"),
+                    valkey_url,
+                    env,
+                    whip_base_url=rig.whip_base_url,
                 ) as s:
                     for pushers in args.pushers:
                         print(f"[{engine}]", end=" ")
@@ -283,7 +296,9 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
         size = args.many_size
         with media_rig(client, lab_image, tmp / "many", size=size, decode=False) as rig:
             env = env_for(image, rig, args.engines[0])
-            async with stack(tmp / "many", valkey_url, env, whip_base_url=rig.whip_base_url) as s:
+            async with stack(
+                workdir(tmp / "many-stack"), valkey_url, env, whip_base_url=rig.whip_base_url
+            ) as s:
                 print(f"[{args.engines[0]}] {args.many} pushers at once, receiver not decoding:")
                 many = await steady_state(s, rig, client, args.steady_seconds, args.many)
         per_host(many)

@@ -53,7 +53,12 @@ print(json.dumps({
 _LEFTOVERS = """\
 import json, os
 paths = ["/var/lib/apt/lists", "/var/cache/apt", "/root/.cache", "/tmp"]
-print(json.dumps({p: sorted(os.listdir(p)) if os.path.isdir(p) else [] for p in paths}))
+found = {p: sorted(os.listdir(p)) if os.path.isdir(p) else [] for p in paths}
+site = "/opt/pusher/lib/python3.11/site-packages"
+found["installers"] = sorted(
+    n for n in os.listdir(site) if n.split("-")[0] in ("pip", "setuptools", "pkg_resources")
+) + [p for p in ("/opt/pusher/bin/pip", "/usr/share/python-wheels") if os.path.exists(p)]
+print(json.dumps(found))
 """
 
 

@@ -45,7 +45,7 @@ from pusher_image.common import (
 
 # Bump whenever the recipe below changes in a way the input files do not show
 # (mmdebstrap options, hooks, mirrors, import changes): it is part of the tag's hash.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 BASE_REPO = "cctv-pusher-base"
 VENV = "/opt/pusher"
@@ -56,6 +56,19 @@ MIRRORS = (
     "deb http://deb.debian.org/debian bookworm main",
     "deb http://deb.debian.org/debian bookworm-updates main",
     "deb http://deb.debian.org/debian-security bookworm-security main",
+)
+# What installs packages and is never used at run time: the venv's pip and setuptools (about
+# 26 MB with their bytecode) and Debian's wheels for ensurepip. The Dockerfile removes the same.
+INSTALLER_PATHS = (
+    f"{VENV}/bin/pip*",
+    f"{VENV}/lib/python{PYTHON_VERSION}/site-packages/pip",
+    f"{VENV}/lib/python{PYTHON_VERSION}/site-packages/pip-*.dist-info",
+    f"{VENV}/lib/python{PYTHON_VERSION}/site-packages/setuptools",
+    f"{VENV}/lib/python{PYTHON_VERSION}/site-packages/setuptools-*.dist-info",
+    f"{VENV}/lib/python{PYTHON_VERSION}/site-packages/pkg_resources",
+    f"{VENV}/lib/python{PYTHON_VERSION}/site-packages/_distutils_hack",
+    f"{VENV}/lib/python{PYTHON_VERSION}/site-packages/distutils-precedence.pth",
+    "/usr/share/python-wheels",
 )
 # Without this hook bookworm's init-system-helpers pulls in usrmerge and with it all of perl.
 MERGED_USR_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
@@ -178,7 +191,8 @@ def mmdebstrap_command(executable: str, inputs: Path, output: Path) -> list[str]
     )
     cleanup = (
         f'rm -rf "$1{staged}" "$1/root/.cache" "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* '
-        '"$1/etc/resolv.conf" "$1/etc/hostname"'  # the host's; Docker provides its own
+        '"$1/etc/resolv.conf" "$1/etc/hostname" '  # the host's; Docker provides its own
+        + " ".join(f'"$1"{path}' for path in INSTALLER_PATHS)
     )
     hooks = [f"--hook-dir={MERGED_USR_HOOKS}"] if MERGED_USR_HOOKS.is_dir() else []
     return [
