@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -89,6 +90,9 @@ async def first_frames(s: Stack, rig: MediaRig, docker_api: Any, runs: int) -> f
     publishing: list[float] = []
     for run in range(runs + 1):
         before = len((await rig.control.stats())["sessions"])
+        # The camera starts each client at its next IDR (GOP 1 s): a random phase, so that no
+        # engine's run rhythm lines up with the camera's GOP better than another's.
+        await asyncio.sleep(random.uniform(0, 1))
         sent = time.time()
         lease = await admit(s.http, CAMERA)
 

@@ -1,8 +1,11 @@
 """The camera side of both engines: open RTSP over TCP and read H.264 access units unchanged.
 
-FFmpeg (PyAV) only demuxes here: nothing is decoded and nothing is encoded. Every blocking call
-is bounded twice, by FFmpeg's own socket timeout and by PyAV's interrupt timeout, so a camera
-that stays connected but sends nothing fails the read after ``PUSHER_RTSP_READ_TIMEOUT_SECONDS``.
+FFmpeg (PyAV) only demuxes here: nothing is decoded and nothing is encoded. Opening is bounded
+by PyAV's interrupt timeout and by FFmpeg's own socket timeout; reads by the socket timeout
+alone, so a camera that stays connected but sends nothing fails the read after
+``PUSHER_RTSP_READ_TIMEOUT_SECONDS`` (each engine also watches for packets that stop coming).
+PyAV's read timeout is left off: it calls back into Python, under the GIL, on every wait of
+every read, which was a tenth of the FFmpeg engine's CPU.
 
 :func:`access_units` is the per-packet work both engines share: the missing first pts, the
 keyframe flag (some cameras' IDRs come unflagged) and the :class:`CodecWatch` that reports what
@@ -109,7 +112,7 @@ def open_camera(config: PusherConfig) -> tuple[InputContainer, StreamInfo]:
             config.rtsp_url,
             format="rtsp",
             options=options,
-            timeout=(config.rtsp_open_timeout_s, config.rtsp_read_timeout_s),
+            timeout=(config.rtsp_open_timeout_s, None),
         )
     except (av.error.FFmpegError, OSError) as exc:
         raise CameraFailure(f"cannot open the camera stream: {exc}") from None
