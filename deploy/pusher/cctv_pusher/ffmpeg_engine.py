@@ -181,6 +181,8 @@ def _publish(
     pump = _Pump(log, source, output, stop)
     pump.thread.start()
     stalled = _watch(config, log, pump, stop)
+    # The pump ends at its next packet, or when FFmpeg's socket timeout fails a stalled read.
+    # Once ``stop`` is set it never muxes again, so the trailer below cannot race it.
     pump.thread.join(config.rtsp_read_timeout_s + DEADLINE_MARGIN_S)
     code = _outcome(log, pump, stalled)
     _close(log, output)
