@@ -10,13 +10,14 @@ loopback-only lab network (``tests/media/lab.py``). The LiveKit fake hands out t
 its ingress URL. Each engine gets its own service (``CCTV_PUSHER_ENGINE``); the camera and the
 receiver are the same processes for both.
 
-1. **Reserve → first decoded frame**, 640x360 25 fps, GOP 1 s, per engine. Each run waits a
-   random 0-1 s (the camera starts every client at its next IDR, so no engine may line up with
-   the GOP better than the other), reserves the camera (cold: no container), takes the
-   wall-clock time just before the request and the receiver's wall-clock time of its first
-   decoded frame, then releases and waits for the container to be removed. One warm-up run is
-   not counted. The pusher's own log splits each run: process start → camera open →
-   publishing (ICE+DTLS connected).
+1. **Reserve → first decoded frame**, 640x360 25 fps, GOP ``--first-gop`` frames (0.2 s),
+   per engine. The camera starts every client at its next IDR, which adds up to one GOP to each
+   run: the short GOP keeps that noise small, and each run waits a random 0-1 s first, so no
+   engine's rhythm lines up with the GOP better than the other's. It reserves the camera
+   (cold: no container), takes the wall-clock time just before the request and the receiver's
+   wall-clock time of its first decoded frame, then releases and waits for the container to
+   be removed. One warm-up run is not counted. The pusher's own log splits each run: process
+   start → camera open → publishing (ICE+DTLS connected).
 2. **Steady state at 1920x1080 25 fps** (about 4 Mbit/s), ``--rounds`` rounds with the engines
    alternating: after frames flow and a warm-up, the container's CPU time (cgroup, all its
    processes; and their own user+system time from ``/proc``) over ``--steady-seconds`` as % of
@@ -291,7 +292,7 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     first: dict[str, float] = {}
     steady: dict[str, dict[str, float]] = {}
     if not args.skip_first:
-        with media_rig(client, lab_image, tmp / "first") as rig:
+        with media_rig(client, lab_image, tmp / "first", gop=args.first_gop) as rig:
             for engine in args.engines:
                 print(f"[{engine}] reserve -> first frame at 640x360")
                 env = env_for(image, rig, engine)
@@ -353,6 +354,13 @@ def main() -> None:
         nargs="+",
         default=[1],
         help="steady-state rounds per engine: this many 1080p pushers at once (default: 1)",
+    )
+    parser.add_argument(
+        "--first-gop",
+        type=int,
+        default=5,
+        help="the camera's IDR interval (frames) for the first-frame runs: each client starts "
+        "at the next IDR, so a long GOP adds up to that much noise to every run (default 5)",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="steady-state rounds per engine, alternating"

@@ -31,6 +31,7 @@ class MediaRig:
     fps: int
     password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(8))
     profile: str = "baseline"  # the simulator's H.264 profile: baseline, main or high
+    gop: int | None = None  # frames between IDRs (the simulator's default: one second)
     b_frames: int = 0  # consecutive B-frames (0-3; not with baseline)
     camera: LabProcess | None = None
     receiver: LabProcess | None = None
@@ -58,6 +59,7 @@ class MediaRig:
             *("--host", LAB_ADDRESS, "--port", str(CAMERA_PORT), "--path", "/cam"),
             *("--size", self.size, "--fps", str(self.fps)),
             *("--profile", self.profile, "--b-frames", str(self.b_frames)),
+            *(("--gop", str(self.gop)) if self.gop else ()),
             *("--user", CAMERA_USER, "--password", self.password),
             *("--digests", str(self.tmp / "camera-digests.json")),
         )
@@ -135,12 +137,14 @@ def media_rig(
     size: str = "640x360",
     fps: int = 25,
     decode: bool = True,
+    gop: int | None = None,
 ) -> Iterator[MediaRig]:
     """``lab_image``: any local image whose default command idles (the lab's placeholder).
-    ``decode=False``: the receiver counts frames without decoding them (many streams)."""
+    ``decode=False``: the receiver counts frames without decoding them (many streams).
+    ``gop``: the camera's IDR interval in frames (default one second)."""
     tmp.mkdir(parents=True, exist_ok=True)
     with lab(client, lab_image) as started:
-        rig = MediaRig(started, tmp, size, fps)
+        rig = MediaRig(started, tmp, size, fps, gop=gop)
         try:
             rig.start_camera()
             rig.start_receiver(check_every=5 if size == "640x360" else 25, decode=decode)

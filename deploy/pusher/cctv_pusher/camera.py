@@ -25,11 +25,15 @@ from av.video.stream import VideoStream
 
 from .codec_watch import CodecWatch, Emit
 from .config import PusherConfig
+from .h264info import leading_nal_units
 
 Packet: TypeAlias = "av.Packet[Any]"
 START_CODE = b"\x00\x00\x00\x01"
 NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
 MAX_PLAUSIBLE_FPS = 240  # FFmpeg's guess is sometimes a clock rate (90000), not a frame rate
+# An access unit's first slice starts within this many bytes (after AUD, SPS, PPS and SEI):
+# reading only them keeps the per-frame cost flat however large the picture is.
+HEAD_BYTES = 1024
 
 
 class CameraFailure(Exception):
@@ -62,6 +66,14 @@ def nal_types(data: bytes) -> set[int]:
         found.add(data[i + 3] & 0x1F)
         i = data.find(b"\x00\x00\x01", i + 3)
     return found
+
+
+def starts_idr(data: bytes) -> bool | None:
+    """Whether the access unit's first slice is an IDR slice; None when none starts in ``data``."""
+    _, first_slice = leading_nal_units(data)
+    if first_slice is None:
+        return None
+    return first_slice[0] & 0x1F == NAL_IDR
 
 
 def with_parameter_sets(
@@ -133,7 +145,9 @@ def access_units(
     stats: SourceStats,
     closing: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[Packet, bytes]]:
-    """Each access unit of the camera's video as ``(packet, its bytes)``, keyframes flagged.
+    """Each access unit of the camera's video as ``(packet, bytes)``, keyframes flagged: all
+    of a keyframe's bytes, the first :data:`HEAD_BYTES` of any other access unit (all that the
+    codec watch reads of it: the first slice header).
 
     Ends quietly once ``closing()`` is true; raises :class:`CameraFailure` when the camera
     ends the stream or a read fails (which includes the read timeout). ``emit`` gets the
@@ -155,8 +169,12 @@ def access_units(
             if packet.dts is None:
                 packet.dts = packet.pts
             last_pts = packet.pts
-            data = bytes(packet)
-            keyframe = packet.is_keyframe or NAL_IDR in nal_types(data)
+            head = bytes(memoryview(packet)[:HEAD_BYTES])
+            idr = starts_idr(head)
+            if idr is None and packet.size > HEAD_BYTES:  # a huge SEI first: read it all
+                idr = NAL_IDR in nal_types(bytes(packet))
+            keyframe = packet.is_keyframe or bool(idr)
+            data = bytes(packet) if keyframe else head
             codec.feed(data, packet.pts, keyframe)
             if keyframe:
                 packet.is_keyframe = True
