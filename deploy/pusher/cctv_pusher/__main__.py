@@ -18,7 +18,7 @@ environment:
   WHIP_URL       WHIP endpoint (LiveKit ingress: the ingress URL, e.g. https://host/w)
   WHIP_TOKEN     bearer token (LiveKit: the ingress stream key); never logged
   CAMERA_ID      camera id, added to every log line
-  PUSHER_ENGINE  ffmpeg (default): FFmpeg's own WHIP muxer, about a third of the CPU and
+  PUSHER_ENGINE  ffmpeg (default): FFmpeg's own WHIP muxer, about half the CPU and
                  memory; it verifies neither the ingress's DTLS fingerprint nor its HTTPS
                  certificate, so use it where the path to the ingress is trusted.
                  aiortc: verifies both; also what a camera with B-frames is published with

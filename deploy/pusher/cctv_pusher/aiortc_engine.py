@@ -2,7 +2,8 @@
 
 It verifies the ingress's DTLS fingerprint and its HTTPS certificate, which FFmpeg's WHIP
 muxer does not: the engine for paths to the ingress that cross an untrusted network, and for
-cameras that send B-frames. It costs about three times the FFmpeg engine (``docs/benchmarks.md``).
+cameras that send B-frames. It costs about twice the FFmpeg engine's CPU and memory
+(``docs/benchmarks.md``).
 
 The run ends on SIGTERM/SIGINT (the session is deleted, exit 0), on a camera failure (exit 1)
 or on a WHIP failure (exit 3). Every wait is bounded by a configured timeout, and a stop signal

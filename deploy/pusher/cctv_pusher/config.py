@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# ffmpeg: FFmpeg's own WHIP muxer, all in C (the default, about a third of the cost);
+# ffmpeg: FFmpeg's own WHIP muxer, all in C (the default, about half the CPU and memory);
 # aiortc: packetized in Python, and it verifies the DTLS fingerprint and the HTTPS certificate.
 ENGINES = ("ffmpeg", "aiortc")
 

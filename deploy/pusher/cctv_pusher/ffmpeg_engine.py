@@ -2,7 +2,7 @@
 
 RTP packetizing, SRTP, ICE and DTLS all run in C inside FFmpeg (PyAV's bundled build). Python
 only moves packets from the RTSP demuxer to the muxer, with no codec opened, which costs about
-a third of the aiortc engine's CPU and memory (``docs/benchmarks.md``).
+half the aiortc engine's CPU and 40 % of its private memory (``docs/benchmarks.md``).
 
 Where the muxer has sharp edges, this module handles them:
 
