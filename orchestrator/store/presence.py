@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from orchestrator.domain.models import Lease
 from orchestrator.errors import ScriptProtocolError
 from orchestrator.store import keys
+from orchestrator.store.clock import server_ms
 from orchestrator.store.errors import translated
 from orchestrator.store.reservations import GC_SLACK_MS
 from orchestrator.store.scripts import Scripts, check
@@ -106,9 +107,7 @@ class PresenceStore:
 
     async def server_ms(self) -> int:
         """The server clock (with the test offset): listings are stamped with it."""
-        async with translated():
-            seconds, micros = await self._client.time()
-        return int(seconds) * 1000 + int(micros) // 1000 + self.clock_offset_ms
+        return await server_ms(self._client, self.clock_offset_ms)
 
     async def tracked_cameras(self) -> set[str]:
         """Active cameras with a viewer or publisher recorded as connected."""

@@ -6,7 +6,6 @@ typed values of ``domain.models``. See ``docs/keyspace.md`` for what each key ho
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ from orchestrator.domain.models import (
 )
 from orchestrator.errors import ScriptProtocolError
 from orchestrator.store import keys
+from orchestrator.store.clock import server_ms
 from orchestrator.store.errors import translated
 from orchestrator.store.scripts import Scripts, check
 
@@ -193,7 +193,7 @@ class ReservationStore:
     async def expire(self, batch: int = 200) -> ExpireReport:
         """Release up to ``batch`` expired leases; report cameras that lost their last one."""
         batch = max(1, min(batch, MAX_EXPIRE_BATCH))
-        horizon = int(time.time() * 1000) + self.clock_offset_ms
+        horizon = await server_ms(self._client, self.clock_offset_ms)
         async with translated():
             members = await self._client.zrange(
                 keys.ALL_LEASES, "-inf", horizon, byscore=True, offset=0, num=batch

@@ -1,5 +1,8 @@
 """Stream statistics, read from Valkey only: two pipelined round trips, no LiveKit call.
 
+"Now" is Valkey's ``TIME`` (``store/clock.py``), read in the first round trip: replicas whose
+clocks drift report the same live leases.
+
 ``viewer_count`` is the number of viewers connected to the camera's LiveKit room (presence
 from webhooks, corrected by listings) that also hold a live lease; ``reserved_count`` is the
 number of live leases. The publisher is never a viewer: ``publisher_connected`` says whether
@@ -8,7 +11,6 @@ the camera's ingress participant is in the room.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,7 @@ from orchestrator.domain.ids import TOTAL
 from orchestrator.domain.models import Lease
 from orchestrator.domain.pusher import PusherState, placement
 from orchestrator.store import keys
+from orchestrator.store.clock import time_ms
 from orchestrator.store.errors import translated
 from orchestrator.store.reservations import LeasePolicy
 
@@ -75,19 +78,20 @@ class StatsReader:
         self.clock_offset_ms = clock_offset_ms
 
     async def read(self) -> StreamStats:
-        now = int(time.time() * 1000) + self.clock_offset_ms
-        live = f"({now}"
         async with translated():
             async with self._client.pipeline(transaction=False) as pipe:
+                pipe.time()
                 pipe.smembers(keys.ACTIVE_CAMERAS)
                 pipe.smembers(keys.SOURCES)
                 pipe.get(keys.TOTAL_LIMIT)
-                pipe.zcount(keys.ALL_LEASES, live, "+inf")
-                active, known, total_limit, total = await pipe.execute()
+                server_time, active, known, total_limit = await pipe.execute()
+            now = time_ms(server_time) + self.clock_offset_ms
+            live = f"({now}"
             cameras = sorted(active)
             configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
             sources = sorted((set(known) | configured) - {TOTAL})
             async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zcount(keys.ALL_LEASES, live, "+inf")
                 for camera_id in cameras:
                     pipe.zrange(keys.camera_leases(camera_id), live, "+inf", byscore=True)
                     pipe.hgetall(keys.metadata(camera_id))
@@ -95,7 +99,7 @@ class StatsReader:
                     pipe.smembers(keys.presence(camera_id))
                 for source in sources:
                     pipe.get(keys.limit(source))
-                rows = await pipe.execute()
+                total, *rows = await pipe.execute()
         camera_stats: list[CameraStat] = []
         cameras_of: dict[str, set[str]] = {s: set() for s in sources}
         counts_of: dict[str, int] = dict.fromkeys(sources, 0)
