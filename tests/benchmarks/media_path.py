@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -241,13 +242,12 @@ async def steady_state(
     return {**figures, "cpu": cpu_pct, "process_cpu": proc_pct, "slowest_fps": min(fps)}
 
 
-def workdir(path: Path) -> Path:
+def engine_stack(
+    path: Path, valkey_url: str, image: str, rig: MediaRig, engine: str
+) -> AbstractAsyncContextManager[Stack]:
+    """The service (with the LiveKit fake) whose pushers use ``engine``, in the lab ``rig``."""
     path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def env_for(image: str, rig: MediaRig, engine: str) -> dict[str, str]:
-    return pusher_env(
+    env = pusher_env(
         image,
         CCTV_PUSHER_NETWORK=rig.lab.network_mode,
         CCTV_PUSHER_STOP_TIMEOUT_SECONDS="5",
@@ -255,6 +255,7 @@ def env_for(image: str, rig: MediaRig, engine: str) -> dict[str, str]:
         CCTV_DRAIN_GRACE_SECONDS="0.2",
         CCTV_PUSHER_ENGINE=engine,
     )
+    return stack(path, valkey_url, env, whip_base_url=rig.whip_base_url)
 
 
 def ratios(first: dict[str, float], steady: dict[str, dict[str, float]]) -> None:
@@ -295,26 +296,16 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
         with media_rig(client, lab_image, tmp / "first", gop=args.first_gop) as rig:
             for engine in args.engines:
                 print(f"[{engine}] reserve -> first frame at 640x360")
-                env = env_for(image, rig, engine)
-                async with stack(
-                    workdir(tmp / f"first-{engine}"),
-                    valkey_url,
-                    env,
-                    whip_base_url=rig.whip_base_url,
-                ) as s:
+                path = tmp / f"first-{engine}"
+                async with engine_stack(path, valkey_url, image, rig, engine) as s:
                     first[engine] = await first_frames(s, rig, client, args.runs)
     if not args.skip_steady:
         rounds: dict[str, list[dict[str, float]]] = {engine: [] for engine in args.engines}
         with media_rig(client, lab_image, tmp / "steady", size="1920x1080") as rig:
             for round_ in range(args.rounds):  # engines alternate: the machine's drift hits both
                 for engine in args.engines:
-                    env = env_for(image, rig, engine)
-                    async with stack(
-                        workdir(tmp / f"steady-{engine}-{round_}"),
-                        valkey_url,
-                        env,
-                        whip_base_url=rig.whip_base_url,
-                    ) as s:
+                    path = tmp / f"steady-{engine}-{round_}"
+                    async with engine_stack(path, valkey_url, image, rig, engine) as s:
                         for pushers in args.pushers:
                             print(f"[{engine}, round {round_ + 1}]", end=" ")
                             result = await steady_state(
@@ -332,10 +323,8 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     if args.many:
         size = args.many_size
         with media_rig(client, lab_image, tmp / "many", size=size, decode=False) as rig:
-            env = env_for(image, rig, args.engines[0])
-            async with stack(
-                workdir(tmp / "many-stack"), valkey_url, env, whip_base_url=rig.whip_base_url
-            ) as s:
+            path = tmp / "many-stack"
+            async with engine_stack(path, valkey_url, image, rig, args.engines[0]) as s:
                 print(f"[{args.engines[0]}] {args.many} pushers at once, receiver not decoding:")
                 many = await steady_state(s, rig, client, args.steady_seconds, args.many)
         per_host(many)

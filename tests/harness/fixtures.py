@@ -263,6 +263,14 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     assert not leaked, f"test leaked tasks: {leaked}"
 
 
+@pytest.fixture(scope="module")
+def swarm_whip_image(swarm_cluster: SwarmCluster) -> str:
+    """The WHIP stand-in pusher image, as loaded into every node of the Swarm test cluster."""
+    tag = build_whip_pusher_image()
+    assert tag in swarm_cluster.images, "the cluster fixture loads the WHIP stand-in"
+    return tag
+
+
 @pytest.fixture
 def swarm_instance(swarm_cluster: SwarmCluster) -> Iterator[str]:
     """A deployment instance of the test's own on the Swarm test cluster; its services and

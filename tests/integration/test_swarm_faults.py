@@ -20,7 +20,6 @@ import pytest
 from orchestrator.domain.containers import CAMERA_LABEL, GENERATION_LABEL, INSTANCE_LABEL
 from tests.cluster.swarm import SwarmCluster
 from tests.harness.http import admit, camera_stats, put_camera, release, stats
-from tests.harness.images import build_whip_pusher_image
 from tests.harness.livekit import NewStack
 from tests.harness.metrics import scrape, value
 from tests.harness.service import cli_json
@@ -28,13 +27,6 @@ from tests.harness.swarm import POLL_S, TaskPoller, holds, swarm_env
 from tests.harness.waiting import eventually
 
 pytestmark = [pytest.mark.docker]
-
-
-@pytest.fixture(scope="module")
-def whip_image(swarm_cluster: SwarmCluster) -> str:
-    tag = build_whip_pusher_image()
-    assert tag in swarm_cluster.images, "the cluster fixture loads the WHIP stand-in"
-    return tag
 
 
 async def reserve(http: Any, camera_id: str, user: str = "op") -> str:
@@ -71,10 +63,10 @@ async def counters(http: Any, cameras: list[str]) -> dict[str, Any]:
 
 
 async def test_a_workers_daemon_killed_under_its_pushers_moves_them_and_leaves_no_old_one(
-    swarm_cluster: SwarmCluster, new_stack: NewStack, whip_image: str, swarm_instance: str
+    swarm_cluster: SwarmCluster, new_stack: NewStack, swarm_whip_image: str, swarm_instance: str
 ) -> None:
     ids = [f"nk-{i:02d}" for i in range(10)]
-    env = swarm_env(swarm_cluster, whip_image, swarm_instance)
+    env = swarm_env(swarm_cluster, swarm_whip_image, swarm_instance)
     async with new_stack(env, cameras=ids, host=swarm_cluster.host_address) as st:
         with TaskPoller(swarm_cluster, swarm_instance) as poller:
             for camera_id in ids:
@@ -148,10 +140,10 @@ async def test_a_workers_daemon_killed_under_its_pushers_moves_them_and_leaves_n
 
 
 async def test_a_drained_worker_hands_its_pushers_over_one_start_each(
-    swarm_cluster: SwarmCluster, new_stack: NewStack, whip_image: str, swarm_instance: str
+    swarm_cluster: SwarmCluster, new_stack: NewStack, swarm_whip_image: str, swarm_instance: str
 ) -> None:
     ids = [f"dr-{i:02d}" for i in range(10)]
-    env = swarm_env(swarm_cluster, whip_image, swarm_instance)
+    env = swarm_env(swarm_cluster, swarm_whip_image, swarm_instance)
     async with new_stack(env, cameras=ids, host=swarm_cluster.host_address) as st:
         with TaskPoller(swarm_cluster, swarm_instance, interval=0.05) as poller:
             start_times = []
@@ -211,7 +203,7 @@ def track(
 
 
 async def test_a_full_cluster_reports_the_waiting_cameras_and_starts_them_as_room_frees(
-    swarm_cluster: SwarmCluster, new_stack: NewStack, whip_image: str, swarm_instance: str
+    swarm_cluster: SwarmCluster, new_stack: NewStack, swarm_whip_image: str, swarm_instance: str
 ) -> None:
     """Each worker advertises the machine's 2 CPUs; a pusher reserves 0.8 of one, so the two
     workers fit 4 pushers. 7 cameras watched: 3 wait, reported; 3 released: they start."""
@@ -221,7 +213,7 @@ async def test_a_full_cluster_reports_the_waiting_cameras_and_starts_them_as_roo
         "CCTV_PUSHER_CPUS": "1.0",
         "CCTV_RECONCILE_INTERVAL_SECONDS": "1",
     }
-    env = swarm_env(swarm_cluster, whip_image, swarm_instance, **room)
+    env = swarm_env(swarm_cluster, swarm_whip_image, swarm_instance, **room)
     async with new_stack(env, cameras=ids, host=swarm_cluster.host_address) as st:
         with TaskPoller(swarm_cluster, swarm_instance) as poller:
             rids = {camera_id: await reserve(st.http, camera_id) for camera_id in ids}
@@ -279,11 +271,11 @@ def service_ids(cluster: SwarmCluster, instance: str) -> dict[str, str]:
 
 
 async def test_the_canary_credentials_reach_the_pusher_through_a_file_and_nowhere_else(
-    swarm_cluster: SwarmCluster, new_stack: NewStack, whip_image: str, swarm_instance: str
+    swarm_cluster: SwarmCluster, new_stack: NewStack, swarm_whip_image: str, swarm_instance: str
 ) -> None:
     password = "canary-pw-3b9e1f"
     rtsp = f"rtsp://operator:{password}@10.0.0.1/canary"
-    env = swarm_env(swarm_cluster, whip_image, swarm_instance)
+    env = swarm_env(swarm_cluster, swarm_whip_image, swarm_instance)
     async with new_stack(env, cameras=["canary"], host=swarm_cluster.host_address) as st:
         await put_camera(st.http, "canary", rtsp)
         rid = await reserve(st.http, "canary")

@@ -35,7 +35,7 @@ from orchestrator.runtime.swarm_runtime import SwarmRuntime
 from orchestrator.store.embedded import EmbeddedValkey
 from tests.cluster.swarm import SwarmCluster
 from tests.harness.http import admit, camera_stats, put_camera, release
-from tests.harness.images import build_placeholder_pusher_image, build_whip_pusher_image
+from tests.harness.images import build_placeholder_pusher_image
 from tests.harness.livekit import NewStack
 from tests.harness.metrics import scrape, value
 from tests.harness.service import ServiceProcess, running
@@ -56,13 +56,6 @@ pytestmark = [pytest.mark.docker]
 
 
 @pytest.fixture(scope="module")
-def whip_image(swarm_cluster: SwarmCluster) -> str:
-    tag = build_whip_pusher_image()
-    assert tag in swarm_cluster.images, "the cluster fixture loads the WHIP stand-in"
-    return tag
-
-
-@pytest.fixture(scope="module")
 def placeholder_image(swarm_cluster: SwarmCluster) -> str:
     tag = build_placeholder_pusher_image()
     assert tag in swarm_cluster.images
@@ -74,10 +67,10 @@ async def reserve(http: Any, camera_id: str, user: str = "op") -> str:
 
 
 async def test_30_cameras_by_2_viewers_give_30_services_one_task_each_over_both_workers(
-    swarm_cluster: SwarmCluster, new_stack: NewStack, whip_image: str, swarm_instance: str
+    swarm_cluster: SwarmCluster, new_stack: NewStack, swarm_whip_image: str, swarm_instance: str
 ) -> None:
     ids = [f"sw-{i:02d}" for i in range(30)]
-    env = swarm_env(swarm_cluster, whip_image, swarm_instance)
+    env = swarm_env(swarm_cluster, swarm_whip_image, swarm_instance)
     secret_rtsp = "rtsp://viewer:cam-password-9d2f@10.0.0.1/sw-00"
     async with new_stack(env, cameras=ids, host=swarm_cluster.host_address) as st:
         await put_camera(st.http, "sw-00", secret_rtsp)

@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from . import ExitCode
+from .camera import StatsLine
 from .config import PusherConfig
 from .logs import Log, safe_url
 from .memory import heap_trimmer
@@ -132,25 +133,12 @@ async def _teardown(log: Log, publisher: Publisher, whip: WhipClient) -> None:
 
 async def _report(config: PusherConfig, log: Log, source: RtspSource) -> None:
     """Every second, trim the heap; every stats interval, log a stats line."""
-    last, last_at = 0, time.monotonic()
     trim = heap_trimmer()
+    line = StatsLine(log, source.stats, config.stats_interval_s, time.monotonic())
     while True:
         await asyncio.sleep(1.0)
         trim()
-        s, now = source.stats, time.monotonic()
-        if now - last_at < config.stats_interval_s:
-            continue
-        fps = (s.packets - last) / (now - last_at)
-        last, last_at = s.packets, now
-        log.info(
-            "stats",
-            packets=s.packets,
-            fps=round(fps, 1),
-            keyframes=s.keyframes,
-            kbytes=s.bytes // 1024,
-            dropped=s.dropped,
-            injected_parameter_sets=s.injected_parameter_sets,
-        )
+        line.tick(time.monotonic())
 
 
 async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:

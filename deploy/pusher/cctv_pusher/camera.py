@@ -58,6 +58,32 @@ class SourceStats:
     injected_parameter_sets: int = 0
 
 
+class StatsLine:
+    """The ``stats`` log line both engines write every ``interval_s``, with the frame rate
+    since the previous one. Call :meth:`tick` about once a second."""
+
+    def __init__(self, emit: Emit, stats: SourceStats, interval_s: float, now: float) -> None:
+        self._emit, self._stats, self._interval_s = emit, stats, interval_s
+        self._last, self._last_at = stats.packets, now
+
+    def tick(self, now: float) -> None:
+        if now - self._last_at < self._interval_s:
+            return
+        s = self._stats
+        fps = (s.packets - self._last) / (now - self._last_at)
+        self._last, self._last_at = s.packets, now
+        self._emit(
+            "info",
+            "stats",
+            packets=s.packets,
+            fps=round(fps, 1),
+            keyframes=s.keyframes,
+            kbytes=s.bytes // 1024,
+            dropped=s.dropped,
+            injected_parameter_sets=s.injected_parameter_sets,
+        )
+
+
 def nal_types(data: bytes) -> set[int]:
     """NAL unit types in an Annex-B buffer (headers only; the payload is not touched)."""
     found: set[int] = set()

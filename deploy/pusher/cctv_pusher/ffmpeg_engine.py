@@ -36,7 +36,14 @@ import av.error
 from av.container import InputContainer, OutputContainer
 
 from . import ExitCode
-from .camera import CameraFailure, SourceStats, StreamInfo, access_units, open_camera
+from .camera import (
+    CameraFailure,
+    SourceStats,
+    StatsLine,
+    StreamInfo,
+    access_units,
+    open_camera,
+)
 from .certificate import Certificate, CertificateError, make_certificate
 from .config import PusherConfig
 from .deadline import hard_deadline
@@ -194,8 +201,8 @@ def _watch(config: PusherConfig, log: Log, pump: _Pump, stop: threading.Event) -
     that stays connected but sends no video). Returns the stall's reason, if that ended it."""
     trim = heap_trimmer()
     stats = pump.stats
-    last, last_at = 0, time.monotonic()
-    seen, seen_at = 0, last_at
+    seen, seen_at = 0, time.monotonic()
+    line = StatsLine(log, stats, config.stats_interval_s, seen_at)
     while not stop.wait(1.0):
         trim()
         now = time.monotonic()
@@ -204,18 +211,7 @@ def _watch(config: PusherConfig, log: Log, pump: _Pump, stop: threading.Event) -
         elif now - seen_at > config.rtsp_read_timeout_s:
             stop.set()
             return f"no packet from the camera for {now - seen_at:.1f} s"
-        if now - last_at >= config.stats_interval_s:
-            fps = (stats.packets - last) / (now - last_at)
-            last, last_at = stats.packets, now
-            log.info(
-                "stats",
-                packets=stats.packets,
-                fps=round(fps, 1),
-                keyframes=stats.keyframes,
-                kbytes=stats.bytes // 1024,
-                dropped=stats.dropped,
-                injected_parameter_sets=stats.injected_parameter_sets,
-            )
+        line.tick(now)
     return None
 
 
