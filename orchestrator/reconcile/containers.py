@@ -1,6 +1,6 @@
 """Converge the pusher runtime with Valkey: the reconcile pass (docs/architecture.md, flow 2).
 
-:class:`Reconciler` reads the runtime's listing and the Valkey snapshot, plans (``plan.py``)
+:class:`Reconciler` reads the Valkey snapshot and then the runtime's listing, plans (``plan.py``)
 and applies each correction through the same scripts the rest of the service uses, so a
 correction is fenced like any other step:
 
@@ -40,12 +40,18 @@ class Reconciler:
         return self._empty_passes
 
     async def run_once(self, *, dry_run: bool = False) -> list[Correction]:
-        """One pass: list, snapshot, plan, apply. Returns the corrections it applied."""
+        """One pass: snapshot, list, plan, apply. Returns the corrections it applied.
+
+        The snapshot comes first. A pusher recorded RUNNING in it was created before the
+        listing was taken, so its absence from the listing means it is gone. In the other
+        order, a start that completed between the two reads would look missing and be
+        restarted. A container that a start made between the two reads looks like an orphan
+        instead, and the orphan fence refuses to remove it (the camera is in use again)."""
         runtime = self.lifecycle.runtime
+        snapshot = await self.lifecycle.pushers.snapshot(all_watched=True)
         listing = [  # raises: nothing is done
             w for w in await runtime.list_managed() if w.owned_by(runtime.instance)
         ]
-        snapshot = await self.lifecycle.pushers.snapshot(all_watched=True)
         self._empty_passes = self._empty_passes + 1 if not listing else 0
         corrections = [
             c

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from orchestrator.config import Settings
 from orchestrator.domain.backoff import RestartPolicy
-from orchestrator.domain.containers import EventKind, Phase, PusherSpec, RuntimeEvent
+from orchestrator.domain.containers import EventKind, Phase, PusherSpec, RuntimeEvent, Workload
 from orchestrator.domain.models import Camera
 from orchestrator.domain.runtime import PusherRuntime
 from orchestrator.errors import RuntimeRejected, RuntimeUnavailable, StoreUnavailable
@@ -493,3 +493,26 @@ async def test_reconcile_marks_dead_and_missing_pushers_and_starts_lost_ones(
     world.engine.fail("list", RuntimeUnavailable("down", runtime="fake"))
     with pytest.raises(RuntimeUnavailable):
         await reconciler.run_once()
+
+
+@pytest.mark.parametrize("listing", ["taken before the start", "taken after the start"])
+async def test_a_start_completing_during_a_pass_is_neither_missing_nor_removed(
+    world: World, listing: str
+) -> None:
+    """A start on another replica completes while a pass reads its two sources. The pass never
+    marks that pusher failed (restarting it under a new generation) and never removes it."""
+    await world.running_pusher("cam-2")  # the listing is not empty: an absence would count
+    reconciler = Reconciler(world.lifecycle)
+    list_managed = world.runtime.list_managed
+
+    async def start_meanwhile() -> list[Workload]:
+        before = await list_managed()
+        await world.running_pusher()
+        return before if listing == "taken before the start" else await list_managed()
+
+    world.runtime.list_managed = start_meanwhile  # type: ignore[method-assign]
+    assert await reconciler.run_once() == []
+    world.runtime.list_managed = list_managed  # type: ignore[method-assign]
+    view = await world.pushers.view(CAM)
+    assert (view.state, view.generation) == ("RUNNING", 1)
+    assert len(world.engine.workloads) == 2 and world.engine.removed == []
