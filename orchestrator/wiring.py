@@ -222,7 +222,7 @@ async def open_services(
     )
     streams = StreamService(
         store,
-        StatsReader(client, policy),
+        StatsReader(client, scripts, policy),
         tokens,
         on_claim=lifecycle.on_claim if settings.pushers_enabled else None,
         metrics=metrics,
@@ -295,7 +295,7 @@ async def open_services(
         metrics=metrics,
         metrics_registry=metrics_registry,
         state_gauges=StateGauges(
-            StatsReader(client, policy), metrics_registry, metrics.dependency_error
+            StatsReader(client, scripts, policy), metrics_registry, metrics.dependency_error
         ),
         livekit=livekit,
         presence_sync=presence_sync,

@@ -21,6 +21,18 @@ MAX_FPS = 1000.0
 MARKER = '"codec"'  # cheap pre-filter: only lines holding it are parsed
 
 
+# The metadata hash fields :meth:`CodecReport.from_meta` reads.
+CODEC_FIELDS = (
+    "codec_profile",
+    "codec_level",
+    "codec_width",
+    "codec_height",
+    "codec_fps",
+    "codec_b_frames",
+    "codec_generation",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CodecReport:
     profile: str

@@ -74,6 +74,10 @@ class PusherView:
         return self.state
 
 
+# The metadata hash fields :func:`placement` reads.
+PLACEMENT_FIELDS = ("generation", "placement_generation", "node", "waiting")
+
+
 def placement(meta: dict[str, str]) -> dict[str, str | None]:
     """``node`` and ``waiting`` as recorded for the camera's current generation (None for an
     older generation's record)."""

@@ -95,6 +95,7 @@ class Scripts:
     release: Script
     reserve: Script
     set_limit: Script
+    stats_snapshot: Script
     viewer_event: Script
 
     def __init__(self, client: Redis, directory: Path | None = None) -> None:

@@ -1,7 +1,7 @@
-"""Stream statistics, read from Valkey only: two pipelined round trips, no LiveKit call.
+"""Stream statistics, read from Valkey only: two round trips, no LiveKit call.
 
-"Now" is Valkey's ``TIME`` (``store/clock.py``), read in the first round trip: replicas whose
-clocks drift report the same live leases.
+"Now" is Valkey's ``TIME``, read by the script (``store/clock.py``): replicas whose clocks drift
+report the same live leases.
 
 ``viewer_count`` is the number of viewers connected to the camera's LiveKit room (presence
 from webhooks, corrected by listings) that also hold a live lease; ``reserved_count`` is the
@@ -11,19 +11,20 @@ the camera's ingress participant is in the room.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 
-from orchestrator.domain.codec import CodecReport
+from orchestrator.domain.codec import CODEC_FIELDS, CodecReport
 from orchestrator.domain.ids import TOTAL
-from orchestrator.domain.models import Lease
-from orchestrator.domain.pusher import PusherState, placement
+from orchestrator.domain.models import LEASE_SEP
+from orchestrator.domain.pusher import PLACEMENT_FIELDS, PusherState, placement
 from orchestrator.store import keys
-from orchestrator.store.clock import time_ms
 from orchestrator.store.errors import translated
 from orchestrator.store.reservations import LeasePolicy
+from orchestrator.store.scripts import Scripts, check
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,86 +72,128 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+# The metadata fields stats show, read by ``stats_snapshot.lua`` in this order.
+META_FIELDS = tuple(
+    dict.fromkeys(
+        (
+            "state",
+            "source",
+            "active_since",
+            "generation",
+            "restarts",
+            "retry_at",
+            "last_error",
+            "pub_sid",
+            "ingress_status",
+            *CODEC_FIELDS,
+            *PLACEMENT_FIELDS,
+        )
+    )
+)
+
+
 class StatsReader:
-    def __init__(self, client: Redis, policy: LeasePolicy, *, clock_offset_ms: int = 0) -> None:
+    """Reads :class:`StreamStats` in two round trips whatever the number of cameras: the active
+    cameras and sources, then one read-only script (``lua/stats_snapshot.lua``) that counts
+    each camera's live leases in Valkey and answers one JSON text per camera.
+
+    Python work is per camera, not per lease, and only for cameras whose text changed since
+    this reader's last read: an unchanged camera's :class:`CameraStat` is the same object as
+    last time (renderers may cache by identity)."""
+
+    def __init__(
+        self, client: Redis, scripts: Scripts, policy: LeasePolicy, *, clock_offset_ms: int = 0
+    ) -> None:
         self._client = client
+        self._scripts = scripts
         self._policy = policy
         self.clock_offset_ms = clock_offset_ms
+        self._rows: dict[str, tuple[str, CameraStat]] = {}
 
     async def read(self) -> StreamStats:
-        async with translated():
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.time()
-                pipe.smembers(keys.ACTIVE_CAMERAS)
-                pipe.smembers(keys.SOURCES)
-                pipe.get(keys.TOTAL_LIMIT)
-                server_time, active, known, total_limit = await pipe.execute()
-            now = time_ms(server_time) + self.clock_offset_ms
-            live = f"({now}"
-            cameras = sorted(active)
-            configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
-            sources = sorted((set(known) | configured) - {TOTAL})
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.zcount(keys.ALL_LEASES, live, "+inf")
-                for camera_id in cameras:
-                    pipe.zrange(keys.camera_leases(camera_id), live, "+inf", byscore=True)
-                    pipe.hgetall(keys.metadata(camera_id))
-                    pipe.hget(keys.camera(camera_id), "name")
-                    pipe.smembers(keys.presence(camera_id))
-                for source in sources:
-                    pipe.get(keys.limit(source))
-                total, *rows = await pipe.execute()
-        camera_stats: list[CameraStat] = []
-        cameras_of: dict[str, set[str]] = {s: set() for s in sources}
+        async with translated(), self._client.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.ACTIVE_CAMERAS)
+            pipe.smembers(keys.SOURCES)
+            active, known = await pipe.execute()
+        cameras = sorted(active)
+        configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
+        sources = sorted((set(known) | configured) - {TOTAL})
+        script_keys = [keys.ALL_LEASES, keys.TOTAL_LIMIT]
+        for camera_id in cameras:
+            script_keys += camera_keys(camera_id)
+        script_keys += [keys.limit(source) for source in sources]
+        reply = await self._scripts.stats_snapshot(
+            script_keys, [self.clock_offset_ms, len(cameras), LEASE_SEP, *META_FIELDS]
+        )
+        now, total, total_limit, rows, limits = check("stats_snapshot", reply)
+        stats = self._camera_stats(cameras, rows)
         counts_of: dict[str, int] = dict.fromkeys(sources, 0)
-        for i, camera_id in enumerate(cameras):
-            members, meta, name, present = rows[4 * i : 4 * i + 4]
-            by_source: dict[str, int] = {}
-            connected = 0
-            for member in members:
-                lease = Lease.parse(member)
-                source = lease.source
-                connected += lease.reservation_id in present
-                by_source[source] = by_source.get(source, 0) + 1
-                cameras_of.setdefault(source, set()).add(camera_id)
-                counts_of[source] = counts_of.get(source, 0) + 1
-            state = meta.get("state", PusherState.IDLE)
-            if not members and state == PusherState.IDLE:
-                continue
-            camera_stats.append(
-                CameraStat(
-                    camera_id=camera_id,
-                    camera_name=name or camera_id,
-                    viewer_count=connected,
-                    reserved_count=len(members),
-                    publisher_connected=bool(meta.get("pub_sid")),
-                    ingress_status=meta.get("ingress_status") or None,
-                    viewers_by_source=by_source,
-                    source=meta.get("source", ""),
-                    active_since_ms=_int(meta.get("active_since"), 0) or None,
-                    pusher_state=state,
-                    generation=_int(meta.get("generation")),
-                    restarts=_int(meta.get("restarts")),
-                    retry_at_ms=_int(meta.get("retry_at"), 0) or None,
-                    last_error=meta.get("last_error") or None,
-                    codec=CodecReport.from_meta(meta),
-                    **placement(meta),
-                )
-            )
-        limits = rows[4 * len(cameras) :]
+        cameras_of: dict[str, int] = dict.fromkeys(sources, 0)
+        for stat in stats:
+            for source, n in stat.viewers_by_source.items():
+                counts_of[source] = counts_of.get(source, 0) + n
+                cameras_of[source] = cameras_of.get(source, 0) + 1
         source_stats = [
             SourceStat(
                 source=source,
                 current=counts_of.get(source, 0),
                 limit=_int(limit, self._policy.limit_for(source)),
-                active_cameras=len(cameras_of.get(source, ())),
+                active_cameras=cameras_of.get(source, 0),
             )
             for source, limit in zip(sources, limits, strict=True)
         ]
         return StreamStats(
-            timestamp_ms=now,
-            cameras=camera_stats,
+            timestamp_ms=int(now),
+            cameras=[s for s in stats if s.reserved_count or s.pusher_state != PusherState.IDLE],
             sources=source_stats,
             total_current=int(total),
             total_limit=_int(total_limit, self._policy.limit_for(TOTAL)),
         )
+
+    def _camera_stats(self, cameras: list[str], rows: list[str]) -> list[CameraStat]:
+        previous, current = self._rows, {}
+        stats: list[CameraStat] = []
+        for camera_id, row in zip(cameras, rows, strict=True):
+            known = previous.get(camera_id)
+            stat = (
+                known[1] if known is not None and known[0] == row else camera_stat(camera_id, row)
+            )
+            current[camera_id] = (row, stat)
+            stats.append(stat)
+        self._rows = current
+        return stats
+
+
+def camera_keys(camera_id: str) -> list[str]:
+    """The four keys ``stats_snapshot.lua`` reads of one camera, in its order."""
+    return [
+        keys.camera_leases(camera_id),
+        keys.metadata(camera_id),
+        keys.camera(camera_id),
+        keys.presence(camera_id),
+    ]
+
+
+def camera_stat(camera_id: str, row: str) -> CameraStat:
+    """One camera's JSON text from the script: ``[live leases, connected, {source: n}, name,
+    [value of each of META_FIELDS]]``."""
+    reserved, connected, by_source, name, values = json.loads(row)
+    meta = {f: v for f, v in zip(META_FIELDS, values, strict=True) if isinstance(v, str)}
+    return CameraStat(
+        camera_id=camera_id,
+        camera_name=name or camera_id,
+        viewer_count=int(connected),
+        reserved_count=int(reserved),
+        publisher_connected=bool(meta.get("pub_sid")),
+        ingress_status=meta.get("ingress_status") or None,
+        viewers_by_source={str(s): int(n) for s, n in by_source.items()} if by_source else {},
+        source=meta.get("source", ""),
+        active_since_ms=_int(meta.get("active_since"), 0) or None,
+        pusher_state=meta.get("state", PusherState.IDLE),
+        generation=_int(meta.get("generation")),
+        restarts=_int(meta.get("restarts")),
+        retry_at_ms=_int(meta.get("retry_at"), 0) or None,
+        last_error=meta.get("last_error") or None,
+        codec=CodecReport.from_meta(meta),
+        **placement(meta),
+    )

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
+from orchestrator.store.scripts import Scripts
 from orchestrator.store.stats import StatsReader, StreamStats
 from tests.harness.store import add_cameras
 
@@ -22,6 +23,7 @@ AHEAD_S = 120.0  # past the lease (60 s): a local-clock reader would count nothi
 
 async def test_stats_and_the_sweep_ignore_a_replicas_clock_that_is_off(
     client: Redis,
+    scripts: Scripts,
     registry: CameraRegistry,
     store: ReservationStore,
     policy: LeasePolicy,
@@ -30,7 +32,7 @@ async def test_stats_and_the_sweep_ignore_a_replicas_clock_that_is_off(
     await add_cameras(registry, "cam-clock-1", "cam-clock-2")
     for camera, user in (("cam-clock-1", "a"), ("cam-clock-1", "b"), ("cam-clock-2", "c")):
         await store.reserve(camera, "METRO", user)
-    reader = StatsReader(client, policy)
+    reader = StatsReader(client, scripts, policy)
     agreed = await reader.read()
 
     real = time.time
