@@ -116,6 +116,7 @@ class Settings(BaseSettings):
 
     # --- leases and quotas --------------------------------------------------------------
     lease_seconds: float = Field(default=60.0, le=DAY_SECONDS)
+    stats_max_age_seconds: float = Field(default=0.5, ge=0, le=60)
     drain_grace_seconds: float = Field(default=3.0, le=DAY_SECONDS)
     claim_seconds: float = Field(default=30.0, le=DAY_SECONDS)
     expire_batch_size: int = 200

@@ -17,6 +17,7 @@ from orchestrator.errors import OrchestratorError, QuotaExceeded, TemporaryError
 SYNC_STEPS = ("ghost_removal", "listing", "ingress_listing", "orphan_ingress")
 START_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STATS_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def reserve_result(exc: BaseException | None) -> str:
@@ -89,6 +90,11 @@ class ServiceMetrics:
             "name: docker, livekit) was unreachable or timing out.",
             ["dependency"], registry=r,
         )  # fmt: skip
+        self.stats_reads = Histogram(
+            "cctv_stats_read_seconds", "Stats snapshots read from Valkey by this replica (at "
+            "most one per CCTV_STATS_MAX_AGE_SECONDS, whatever the number of pollers).",
+            buckets=STATS_BUCKETS, registry=r,
+        )  # fmt: skip
         self.http_seconds = Histogram(
             "cctv_http_request_duration_seconds", "HTTP requests by method, route template "
             "and status.", ["method", "route", "status"], buckets=HTTP_BUCKETS, registry=r,
@@ -117,6 +123,9 @@ class ServiceMetrics:
         self.pusher_starts.labels(result).inc()
         if seconds is not None:
             self.pusher_start_seconds.observe(seconds)
+
+    def stats_read(self, seconds: float) -> None:
+        self.stats_reads.observe(seconds)
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, str(status))

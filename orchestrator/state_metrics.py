@@ -1,8 +1,9 @@
 """Gauges about shared state, read from Valkey at scrape time.
 
-Every replica answers ``/metrics`` from the same Valkey read (``StatsReader``), so all of them
-report the same truth; nothing here is a per-process counter. Camera gauges cover active
-cameras only (bounded label sets: a camera leaves the series when it goes idle).
+Every replica answers ``/metrics`` from the same Valkey read (the shared stats snapshot, at
+most ``CCTV_STATS_MAX_AGE_SECONDS`` old), so all of them report the same truth; nothing here is
+a per-process counter. Camera gauges cover active cameras only (bounded label sets: a camera
+leaves the series when it goes idle).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from orchestrator.domain.pusher import PusherState
 from orchestrator.errors import TemporaryError
-from orchestrator.store.stats import StatsReader
+from orchestrator.stats_snapshot import StatsSource
 
 PUSHER_STATES: tuple[str, ...] = tuple(PusherState)
 
@@ -21,7 +22,7 @@ PUSHER_STATES: tuple[str, ...] = tuple(PusherState)
 class StateGauges:
     def __init__(
         self,
-        reader: StatsReader,
+        reader: StatsSource,
         registry: CollectorRegistry,
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:

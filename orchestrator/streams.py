@@ -15,7 +15,7 @@ from orchestrator.errors import Forbidden, ReservationNotFound
 from orchestrator.livekit.tokens import TokenMinter
 from orchestrator.metrics import ServiceMetrics
 from orchestrator.store.reservations import ReservationStore
-from orchestrator.store.stats import StatsReader, StreamStats
+from orchestrator.store.stats import CameraStat, StatsReader, StreamStats
 
 OnClaim = Callable[[Admission], None]
 OTHER_SOURCE = "_other"  # the metric label of refused reserves for unconfigured sources
@@ -104,4 +104,8 @@ class StreamService:
         return await self.store.release_lease(lease)
 
     async def stats(self) -> StreamStats:
+        """Read now (the on-call commands want the truth, not the shared snapshot)."""
         return await self.stats_reader.read()
+
+    async def camera_stats(self, camera_id: str) -> tuple[int, CameraStat] | None:
+        return await self.stats_reader.read_camera(camera_id)

@@ -41,6 +41,7 @@ from orchestrator.runtime import DockerRuntime
 from orchestrator.runtime.swarm_engine import SwarmOptions
 from orchestrator.runtime.swarm_runtime import SwarmRuntime
 from orchestrator.state_metrics import StateGauges
+from orchestrator.stats_snapshot import StatsSnapshots
 from orchestrator.store.cameras import CameraRegistry
 from orchestrator.store.client import connect
 from orchestrator.store.ingresses import IngressRecords
@@ -97,6 +98,7 @@ class Services:
     store: ReservationStore
     registry: CameraRegistry
     streams: StreamService
+    stats: StatsSnapshots  # what /stream/stats and the state gauges read
     keyring: KeyRing
     loops: LoopGroup
     runtime: PusherRuntime
@@ -220,9 +222,11 @@ async def open_services(
         settings.livekit_api_secret.get_secret_value(),
         (settings.room_empty_timeout_seconds, settings.room_departure_timeout_seconds),
     )
+    stats_reader = StatsReader(client, scripts, policy)
+    stats = StatsSnapshots(stats_reader, settings.stats_max_age_seconds, on_read=metrics.stats_read)
     streams = StreamService(
         store,
-        StatsReader(client, scripts, policy),
+        stats_reader,
         tokens,
         on_claim=lifecycle.on_claim if settings.pushers_enabled else None,
         metrics=metrics,
@@ -294,9 +298,8 @@ async def open_services(
         webhook_effects=WebhookEffects(presence, store, ingresses),
         metrics=metrics,
         metrics_registry=metrics_registry,
-        state_gauges=StateGauges(
-            StatsReader(client, scripts, policy), metrics_registry, metrics.dependency_error
-        ),
+        stats=stats,
+        state_gauges=StateGauges(stats, metrics_registry, metrics.dependency_error),
         livekit=livekit,
         presence_sync=presence_sync,
     )

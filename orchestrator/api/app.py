@@ -18,6 +18,7 @@ from orchestrator.api import (
     routes_livekit,
     routes_streams,
 )
+from orchestrator.api.stats_body import StatsBodies
 from orchestrator.api.timing import RequestTiming
 from orchestrator.auth import KeyRing
 from orchestrator.config import Settings
@@ -65,6 +66,7 @@ def create_app(
         )
     app.add_middleware(RequestTiming, metrics=lambda: _metrics_of(app))
     errors.install(app, quota_retry_after_seconds=settings.quota_retry_after_seconds)
+    app.state.stats_bodies = StatsBodies()
     for module in (routes_streams, routes_admin, routes_livekit, routes_health, routes_docs):
         app.include_router(module.router)
     return app

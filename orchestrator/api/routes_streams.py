@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from orchestrator.api.deps import CallerDep, ServicesDep
 from orchestrator.api.schemas import (
-    CameraStats,
-    CodecStats,
+    CameraStatsResponse,
     ErrorResponse,
     HeartbeatResponse,
     ReleaseResponse,
     ReserveRequest,
     ReserveResponse,
-    SourceStats,
     StatsResponse,
-    TotalStats,
 )
+from orchestrator.api.stats_body import StatsBodies, camera_json, etag_matches
 from orchestrator.api.timefmt import iso, iso_required
-from orchestrator.domain.ids import RESERVATION_PATTERN, room_name
+from orchestrator.domain.ids import ID_PATTERN, RESERVATION_PATTERN, room_name
+from orchestrator.errors import CameraNotFound
 
 router = APIRouter(prefix="/api/v1/stream", tags=["stream"])
 RID = Annotated[str, Path(pattern=RESERVATION_PATTERN, description="reservation id")]
+CameraPath = Annotated[str, Path(pattern=ID_PATTERN, description="camera id")]
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -88,48 +88,66 @@ async def release(reservation_id: RID, caller: CallerDep) -> ReleaseResponse:
     return ReleaseResponse(released=result.released)
 
 
-@router.get("/stats", responses={503: {"model": ErrorResponse}})
-async def stats(services: ServicesDep) -> StatsResponse:
-    """Per-source usage and per-camera viewers, from Valkey only. Public: no secrets inside."""
-    data = await services.streams.stats()
-    source_stats = {
-        s.source: SourceStats(
-            source=s.source,
-            current=s.current,
-            limit=s.limit,
-            usage_percent=round(100.0 * s.current / s.limit, 1) if s.limit else 0.0,
-            active_cameras=s.active_cameras,
-        )
-        for s in data.sources
-    }
-    cameras = [
-        CameraStats(
-            camera_id=c.camera_id,
-            camera_name=c.camera_name,
-            viewer_count=c.viewer_count,
-            reserved_count=c.reserved_count,
-            publisher_connected=c.publisher_connected,
-            ingress_status=c.ingress_status,
-            viewers_by_source=c.viewers_by_source,
-            source=c.source,
-            active_since=iso(c.active_since_ms),
-            pusher_state=c.pusher_state,
-            generation=c.generation,
-            restarts=c.restarts,
-            last_error=c.last_error,
-            next_retry_at=iso(c.retry_at_ms),
-            codec=CodecStats(**asdict(c.codec)) if c.codec is not None else None,
-            node=c.node,
-            waiting_for=c.waiting,
-        )
-        for c in data.cameras
-    ]
-    return StatsResponse(
-        active_streams=sum(1 for c in cameras if c.reserved_count > 0),
-        total_viewers=sum(c.viewer_count for c in cameras),
-        total_reserved=data.total_current,
-        source_stats=source_stats,
-        camera_stats=cameras,
-        total=TotalStats(current=data.total_current, limit=data.total_limit),
-        timestamp=iso_required(data.timestamp_ms),
-    )
+CameraQuery = Annotated[
+    str | None,
+    Query(pattern=ID_PATTERN, description="one camera only: the same as /stats/{camera_id}"),
+]
+STATS_HEADERS = {
+    "ETag": {"description": "changes when the data does (not when only time passes)"},
+    "Age": {"description": "seconds since the snapshot was read from Valkey"},
+}
+
+
+@router.get(
+    "/stats",
+    response_model=StatsResponse | CameraStatsResponse,  # the second with ?camera_id=
+    responses={
+        200: {"headers": STATS_HEADERS},
+        304: {"description": "If-None-Match named the current ETag: nothing changed"},
+        404: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+async def stats(
+    request: Request,
+    services: ServicesDep,
+    camera_id: CameraQuery = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Per-source usage and per-camera viewers, from Valkey only. Public: no secrets inside.
+
+    Every caller shares this replica's snapshot, read at most once per
+    ``CCTV_STATS_MAX_AGE_SECONDS``: ``snapshot_age_ms`` (and the ``Age`` header) say how old
+    it is. Send the last ``ETag`` as ``If-None-Match`` to get a 304 when nothing changed.
+    ``?camera_id=`` answers that camera alone (see ``/stats/{camera_id}``)."""
+    if camera_id is not None:
+        return await _camera_response(services, camera_id)
+    snapshot = await services.stats.snapshot()
+    bodies: StatsBodies = request.app.state.stats_bodies
+    body = bodies.body(snapshot)
+    age_s = snapshot.age_s(services.stats.clock())
+    headers = {"ETag": body.etag, "Age": str(int(age_s)), "Cache-Control": "no-cache"}
+    if etag_matches(if_none_match, body.etag):
+        return Response(status_code=304, headers=headers)
+    content = body.with_age(round(age_s * 1000))
+    return Response(content, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/stats/{camera_id}",
+    response_model=CameraStatsResponse,
+    responses={404: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+async def camera_stats(services: ServicesDep, camera_id: CameraPath) -> Response:
+    """One camera's stats, read now: its cost does not grow with the number of cameras. An
+    idle camera answers with zero counts; an unknown one 404."""
+    return await _camera_response(services, camera_id)
+
+
+async def _camera_response(services: ServicesDep, camera_id: str) -> Response:
+    reading = await services.streams.camera_stats(camera_id)
+    if reading is None:
+        raise CameraNotFound(f"camera {camera_id} not found")
+    now_ms, camera = reading
+    content = {**camera_json(camera), "timestamp": iso_required(now_ms)}
+    return JSONResponse(content, headers={"Cache-Control": "no-cache"})

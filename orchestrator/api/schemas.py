@@ -125,7 +125,17 @@ class StatsResponse(BaseModel):
     source_stats: dict[str, SourceStats]
     camera_stats: list[CameraStats]
     total: TotalStats
-    timestamp: str
+    timestamp: str = Field(description="Valkey's time when the snapshot was read")
+    snapshot_age_ms: int = Field(
+        description="how long ago this replica read the snapshot from Valkey (at most "
+        "CCTV_STATS_MAX_AGE_SECONDS, plus the read itself)"
+    )
+
+
+class CameraStatsResponse(CameraStats):
+    """``/stats/{camera_id}``: one camera, read when asked."""
+
+    timestamp: str = Field(description="Valkey's time when it was read")
 
 
 class CameraBody(BaseModel):

@@ -150,14 +150,28 @@ class StatsReader:
             total_limit=_int(total_limit, self._policy.limit_for(TOTAL)),
         )
 
+    async def read_camera(self, camera_id: str) -> tuple[int, CameraStat] | None:
+        """One camera's stats and Valkey's time, in one call whose cost does not depend on the
+        number of other cameras; None when no such camera is registered."""
+        reply = await self._scripts.stats_snapshot(
+            [keys.ALL_LEASES, keys.TOTAL_LIMIT, *camera_keys(camera_id)],
+            [self.clock_offset_ms, 1, LEASE_SEP, *META_FIELDS],
+        )
+        now, _, _, rows, _ = check("stats_snapshot", reply)
+        row = json.loads(rows[0])
+        if not row[3]:  # no name (false): the camera hash does not exist
+            return None
+        return int(now), camera_stat(camera_id, row)
+
     def _camera_stats(self, cameras: list[str], rows: list[str]) -> list[CameraStat]:
         previous, current = self._rows, {}
         stats: list[CameraStat] = []
         for camera_id, row in zip(cameras, rows, strict=True):
             known = previous.get(camera_id)
-            stat = (
-                known[1] if known is not None and known[0] == row else camera_stat(camera_id, row)
-            )
+            if known is not None and known[0] == row:
+                stat = known[1]
+            else:
+                stat = camera_stat(camera_id, json.loads(row))
             current[camera_id] = (row, stat)
             stats.append(stat)
         self._rows = current
@@ -174,10 +188,10 @@ def camera_keys(camera_id: str) -> list[str]:
     ]
 
 
-def camera_stat(camera_id: str, row: str) -> CameraStat:
-    """One camera's JSON text from the script: ``[live leases, connected, {source: n}, name,
-    [value of each of META_FIELDS]]``."""
-    reserved, connected, by_source, name, values = json.loads(row)
+def camera_stat(camera_id: str, row: list[Any]) -> CameraStat:
+    """One camera of the script (its JSON text, decoded): ``[live leases, connected,
+    {source: n}, name, [value of each of META_FIELDS]]``."""
+    reserved, connected, by_source, name, values = row
     meta = {f: v for f, v in zip(META_FIELDS, values, strict=True) if isinstance(v, str)}
     return CameraStat(
         camera_id=camera_id,

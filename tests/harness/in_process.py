@@ -43,7 +43,8 @@ def _keys_file() -> Path:
 
 def app_settings(valkey_url: str, **overrides: object) -> Settings:
     """What the in-process app runs with: the harness's keys and LiveKit credentials, no
-    containers (the lifecycle tests enable them) and no LiveKit server (tokens only)."""
+    containers (the lifecycle tests enable them), no LiveKit server (tokens only) and stats
+    read for each request."""
     values: dict[str, object] = {
         "valkey_url": valkey_url,
         "api_keys_file": _keys_file(),
@@ -53,6 +54,8 @@ def app_settings(valkey_url: str, **overrides: object) -> Settings:
         "sweep_interval_seconds": 0.2,
         "pushers_enabled": False,
         "livekit_enabled": False,
+        # Tests read stats right after they act; the shared snapshot has tests of its own.
+        "stats_max_age_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -87,6 +87,7 @@ class ServiceProcess:
                 "LIVEKIT_API_SECRET": LIVEKIT_SECRET,
                 "CCTV_LIVEKIT_ENABLED": "false",  # no LiveKit server unless a test brings a fake
                 "CCTV_PUSHERS_ENABLED": "false",  # no containers unless a test asks for them
+                "CCTV_STATS_MAX_AGE_SECONDS": "0",  # tests read stats right after they act
             }
         merged = {**inherited, **settings, **(env or {})}
         self.env = {k: v for k, v in merged.items() if v is not None}
