@@ -124,7 +124,7 @@ async def stats(
         return await _camera_response(services, camera_id)
     snapshot = await services.stats.snapshot()
     bodies: StatsBodies = request.app.state.stats_bodies
-    body = bodies.body(snapshot)
+    body = await bodies.body(snapshot)
     age_s = snapshot.age_s(services.stats.clock())
     headers = {"ETag": body.etag, "Age": str(int(age_s)), "Cache-Control": "no-cache"}
     if etag_matches(if_none_match, body.etag):

@@ -17,6 +17,7 @@ because it is the hot path of every dashboard poll:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 from orchestrator.api.timefmt import iso, iso_required
 from orchestrator.stats_snapshot import Snapshot
-from orchestrator.store.stats import CameraStat, SourceStat
+from orchestrator.store.stats import YIELD_EVERY, CameraStat, SourceStat, StreamStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,20 +79,27 @@ def source_json(s: SourceStat) -> dict[str, Any]:
 
 
 class StatsBodies:
-    """Renders snapshots; keeps the last body and each camera's serialized object."""
+    """Renders snapshots, each once however many requests ask for it at the same time; keeps
+    the last body and each camera's serialized object. Rendering yields to the event loop
+    every :data:`YIELD_EVERY` cameras, so requests are not held up behind it."""
 
     def __init__(self) -> None:
-        self._last: tuple[Snapshot, StatsBody] | None = None
+        self._last: tuple[Snapshot, asyncio.Future[StatsBody]] | None = None
         self._cameras: dict[str, tuple[CameraStat, bytes]] = {}
 
-    def body(self, snapshot: Snapshot) -> StatsBody:
+    async def body(self, snapshot: Snapshot) -> StatsBody:
         last = self._last
-        if last is not None and last[0] is snapshot:
-            return last[1]
-        stats = snapshot.stats
+        if last is None or last[0] is not snapshot:
+            last = (snapshot, asyncio.ensure_future(self._render(snapshot.stats)))
+            self._last = last
+        return await asyncio.shield(last[1])
+
+    async def _render(self, stats: StreamStats) -> StatsBody:
         previous, cameras = self._cameras, {}
         parts: list[bytes] = []
-        for camera in stats.cameras:
+        for i, camera in enumerate(stats.cameras, 1):
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             known = previous.get(camera.camera_id)
             part = known[1] if known is not None and known[0] is camera else None
             if part is None:
@@ -116,9 +124,7 @@ class StatsBodies:
             )
         )
         etag = f'"{hashlib.blake2b(content, digest_size=16).hexdigest()}"'
-        body = StatsBody(content, etag, iso_required(stats.timestamp_ms))
-        self._last = (snapshot, body)
-        return body
+        return StatsBody(content, etag, iso_required(stats.timestamp_ms))
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

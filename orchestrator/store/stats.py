@@ -11,6 +11,7 @@ the camera's ingress participant is in the room.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,9 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+YIELD_EVERY = 250  # cameras handled between two yields to the event loop
+_Keys = tuple[list[str], list[str], list[str]]  # cameras, sources, the script's keys
+
 # The metadata fields stats show, read by ``stats_snapshot.lua`` in this order.
 META_FIELDS = tuple(
     dict.fromkeys(
@@ -109,24 +113,19 @@ class StatsReader:
         self._policy = policy
         self.clock_offset_ms = clock_offset_ms
         self._rows: dict[str, tuple[str, CameraStat]] = {}
+        self._last_keys: tuple[set[str], set[str], _Keys] | None = None
 
     async def read(self) -> StreamStats:
         async with translated(), self._client.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.ACTIVE_CAMERAS)
             pipe.smembers(keys.SOURCES)
             active, known = await pipe.execute()
-        cameras = sorted(active)
-        configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
-        sources = sorted((set(known) | configured) - {TOTAL})
-        script_keys = [keys.ALL_LEASES, keys.TOTAL_LIMIT]
-        for camera_id in cameras:
-            script_keys += camera_keys(camera_id)
-        script_keys += [keys.limit(source) for source in sources]
+        cameras, sources, script_keys = self._keys(active, known)
         reply = await self._scripts.stats_snapshot(
             script_keys, [self.clock_offset_ms, len(cameras), LEASE_SEP, *META_FIELDS]
         )
         now, total, total_limit, rows, limits = check("stats_snapshot", reply)
-        stats = self._camera_stats(cameras, rows)
+        stats = await self._camera_stats(cameras, rows)
         counts_of: dict[str, int] = dict.fromkeys(sources, 0)
         cameras_of: dict[str, int] = dict.fromkeys(sources, 0)
         for stat in stats:
@@ -163,10 +162,29 @@ class StatsReader:
             return None
         return int(now), camera_stat(camera_id, row)
 
-    def _camera_stats(self, cameras: list[str], rows: list[str]) -> list[CameraStat]:
+    def _keys(self, active: set[str], known: set[str]) -> _Keys:
+        """Sorted cameras and sources, and the script's keys: built again only when the set
+        of active cameras or of sources changed since the last read."""
+        last = self._last_keys
+        if last is not None and last[0] == active and last[1] == known:
+            return last[2]
+        cameras = sorted(active)
+        configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
+        sources = sorted((set(known) | configured) - {TOTAL})
+        script_keys = [keys.ALL_LEASES, keys.TOTAL_LIMIT]
+        for camera_id in cameras:
+            script_keys += camera_keys(camera_id)
+        script_keys += [keys.limit(source) for source in sources]
+        built = (cameras, sources, script_keys)
+        self._last_keys = (active, known, built)
+        return built
+
+    async def _camera_stats(self, cameras: list[str], rows: list[str]) -> list[CameraStat]:
         previous, current = self._rows, {}
         stats: list[CameraStat] = []
-        for camera_id, row in zip(cameras, rows, strict=True):
+        for i, (camera_id, row) in enumerate(zip(cameras, rows, strict=True), 1):
+            if i % YIELD_EVERY == 0:  # let requests in between: no long stall at many cameras
+                await asyncio.sleep(0)
             known = previous.get(camera_id)
             if known is not None and known[0] == row:
                 stat = known[1]

@@ -22,17 +22,21 @@ class RawConnection:
         return cls(reader, writer)
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
+        status, _, body = await self.exchange(raw)
+        return status, body
+
+    async def exchange(self, raw: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+        """Status, headers (lower-case names) and body."""
         self._writer.write(raw)
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
-        length = 0
+        headers: dict[bytes, bytes] = {}
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-                break
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get(b"content-length", b"0") or 0)
         body = await self._reader.readexactly(length) if length else b""
-        return status, body
+        return status, headers, body
 
     async def close(self) -> None:
         self._writer.close()
