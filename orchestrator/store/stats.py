@@ -1,7 +1,8 @@
 """Stream statistics, read from Valkey only: two round trips, no LiveKit call.
 
 "Now" is Valkey's ``TIME``, read by the script (``store/clock.py``): replicas whose clocks drift
-report the same live leases.
+report the same live leases. (Each call of one read reads it; they run milliseconds apart, in
+one pipeline.)
 
 ``viewer_count`` is the number of viewers connected to the camera's LiveKit room (presence
 from webhooks, corrected by listings) that also hold a live lease; ``reserved_count`` is the
@@ -74,7 +75,10 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 YIELD_EVERY = 250  # cameras handled between two yields to the event loop
-_Keys = tuple[list[str], list[str], list[str]]  # cameras, sources, the script's keys
+# Cameras per script call: each call keeps Valkey busy for a few ms at most, so other
+# clients' commands run between them; the calls of one read still go out in one pipeline.
+CAMERAS_PER_CALL = 200
+_Keys = tuple[list[str], list[str], list[tuple[list[str], int]]]  # cameras, sources, calls
 
 # The metadata fields stats show, read by ``stats_snapshot.lua`` in this order.
 META_FIELDS = tuple(
@@ -98,8 +102,9 @@ META_FIELDS = tuple(
 
 class StatsReader:
     """Reads :class:`StreamStats` in two round trips whatever the number of cameras: the active
-    cameras and sources, then one read-only script (``lua/stats_snapshot.lua``) that counts
-    each camera's live leases in Valkey and answers one JSON text per camera.
+    cameras and sources, then a read-only script (``lua/stats_snapshot.lua``) that counts each
+    camera's live leases in Valkey and answers one JSON text per camera, called once per
+    :data:`CAMERAS_PER_CALL` cameras (one pipeline).
 
     Python work is per camera, not per lease, and only for cameras whose text changed since
     this reader's last read: an unchanged camera's :class:`CameraStat` is the same object as
@@ -120,11 +125,18 @@ class StatsReader:
             pipe.smembers(keys.ACTIVE_CAMERAS)
             pipe.smembers(keys.SOURCES)
             active, known = await pipe.execute()
-        cameras, sources, script_keys = self._keys(active, known)
-        reply = await self._scripts.stats_snapshot(
-            script_keys, [self.clock_offset_ms, len(cameras), LEASE_SEP, *META_FIELDS]
+        cameras, sources, calls = self._keys(active, known)
+        replies = await asyncio.gather(
+            *(
+                self._scripts.stats_snapshot(
+                    call_keys, [self.clock_offset_ms, count, LEASE_SEP, *META_FIELDS]
+                )
+                for call_keys, count in calls
+            )
         )
-        now, total, total_limit, rows, limits = check("stats_snapshot", reply)
+        parts = [check("stats_snapshot", reply) for reply in replies]
+        now, total, total_limit, _, limits = parts[0]
+        rows = [row for part in parts for row in part[3]]
         stats = await self._camera_stats(cameras, rows)
         counts_of: dict[str, int] = dict.fromkeys(sources, 0)
         cameras_of: dict[str, int] = dict.fromkeys(sources, 0)
@@ -163,19 +175,23 @@ class StatsReader:
         return int(now), camera_stat(camera_id, row)
 
     def _keys(self, active: set[str], known: set[str]) -> _Keys:
-        """Sorted cameras and sources, and the script's keys: built again only when the set
-        of active cameras or of sources changed since the last read."""
+        """Sorted cameras and sources, and each script call's keys and number of cameras:
+        built again only when the set of active cameras or of sources changed."""
         last = self._last_keys
         if last is not None and last[0] == active and last[1] == known:
             return last[2]
         cameras = sorted(active)
         configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
         sources = sorted((set(known) | configured) - {TOTAL})
-        script_keys = [keys.ALL_LEASES, keys.TOTAL_LIMIT]
-        for camera_id in cameras:
-            script_keys += camera_keys(camera_id)
-        script_keys += [keys.limit(source) for source in sources]
-        built = (cameras, sources, script_keys)
+        calls: list[tuple[list[str], int]] = []
+        for start in range(0, max(len(cameras), 1), CAMERAS_PER_CALL):
+            chunk = cameras[start : start + CAMERAS_PER_CALL]
+            call_keys = [keys.ALL_LEASES, keys.TOTAL_LIMIT]
+            for camera_id in chunk:
+                call_keys += camera_keys(camera_id)
+            calls.append((call_keys, len(chunk)))
+        calls[0][0].extend(keys.limit(source) for source in sources)  # the first call's reply
+        built = (cameras, sources, calls)
         self._last_keys = (active, known, built)
         return built
 
