@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench docker pusher-image clean
+.PHONY: run test lint typecheck unit bench docker tools pusher-image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,16 @@ typecheck: $(STAMP)
 docker:  ## make sure a Docker engine answers (installs docker.io when root and missing)
 	bash scripts/ensure-docker.sh
 
+tools:  ## make sure the Debian packages the tests drive are installed (faketime)
+	bash scripts/ensure-tools.sh
+
 pusher-image: $(STAMP) docker  ## build the WHIP pusher image without a registry; prints its tag
 	PYTHONPATH=deploy/pusher $(BIN)/python -m pusher_image
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test: $(STAMP) lint typecheck docker  ## what CI runs
+test: $(STAMP) lint typecheck docker tools  ## what CI runs
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
