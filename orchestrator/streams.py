@@ -18,6 +18,7 @@ from orchestrator.store.reservations import ReservationStore
 from orchestrator.store.stats import CameraStat, StatsReader, StreamStats
 
 OnClaim = Callable[[Admission], None]
+OnDrain = Callable[[str, float], None]  # camera id, drain grace in s
 OTHER_SOURCE = "_other"  # the metric label of refused reserves for unconfigured sources
 
 
@@ -42,12 +43,14 @@ class StreamService:
         tokens: TokenMinter,
         *,
         on_claim: OnClaim | None = None,
+        on_drain: OnDrain | None = None,
         metrics: ServiceMetrics | None = None,
     ) -> None:
         self.store = store
         self.stats_reader = stats
         self.tokens = tokens
         self._on_claim = on_claim
+        self._on_drain = on_drain
         self._metrics = metrics if metrics is not None else ServiceMetrics(None)
         self._configured = frozenset(source for source, _ in store.policy.default_limits)
 
@@ -101,7 +104,10 @@ class StreamService:
         lease = await self._authorized_lease(principal, reservation_id)
         if lease is None:
             return Release(reservation_id, released=False)
-        return await self.store.release_lease(lease)
+        released = await self.store.release_lease(lease)
+        if released.drain_deadline_ms and self._on_drain is not None:
+            self._on_drain(lease.camera_id, self.store.policy.drain_grace_ms / 1000)
+        return released
 
     async def stats(self) -> StreamStats:
         """Read now (the on-call commands want the truth, not the shared snapshot)."""

@@ -229,6 +229,7 @@ async def open_services(
         stats_reader,
         tokens,
         on_claim=lifecycle.on_claim if settings.pushers_enabled else None,
+        on_drain=lifecycle.on_drain if settings.pushers_enabled else None,
         metrics=metrics,
     )
 

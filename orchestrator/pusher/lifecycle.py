@@ -14,8 +14,10 @@ operation per camera runs at a time (``single_flight.py``).
 - **stop**: remove the pusher unless a newer generation or another owner holds the name
   (``placement.remove_fenced``), then report it (``pusher_stopped``), which claims the next
   start at once if viewers came back.
-- **tick**: every few hundred ms, move due cameras on: drain grace over → stop; restart time
-  reached, claim abandoned → claim and start.
+- **drain**: a release that took a camera's last lease stops its pusher when the grace ends
+  (a timer per camera, so a burst of releases tears down concurrently).
+- **tick**: every few hundred ms, move due cameras on: drain grace over → stop (leases that
+  expired, timers lost to a restart); restart time reached, claim abandoned → claim and start.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from orchestrator.store.pushers import PusherStore
 log = logging.getLogger(__name__)
 
 ENGINE_RETRIES = 3
+DRAIN_MARGIN_S = 0.02  # after the grace: Valkey's clock decides, and it is the one that counts
 
 
 def _retrying() -> AsyncRetrying:
@@ -91,6 +94,13 @@ class Lifecycle(PerCamera):
         self.spawn(
             admission.camera_id, self.start(admission.camera_id, admission.generation, started)
         )
+
+    def on_drain(self, camera_id: str, grace_s: float) -> None:
+        """The camera's last lease went (a release): stop its pusher once the drain grace is
+        over, not at the next tick, so a burst of releases stops its cameras together. The
+        stop script decides: a reserve inside the grace makes this a no-op, and a timer that
+        fires a little early leaves the stop to the tick."""
+        self.spawn_later(grace_s + DRAIN_MARGIN_S, camera_id, lambda: self.stop_if_due(camera_id))
 
     # --- operations -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from orchestrator.metrics import ServiceMetrics
@@ -26,6 +26,7 @@ class PerCamera:
     def __init__(self, metrics: ServiceMetrics | None = None) -> None:
         self.metrics = metrics if metrics is not None else ServiceMetrics(None)
         self._ops: dict[str, asyncio.Task[None]] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
 
     def busy(self, camera_id: str) -> bool:
         return camera_id in self._ops
@@ -52,12 +53,28 @@ class PerCamera:
         self._ops[camera_id] = task
         task.add_done_callback(lambda done: self._forget(camera_id, done))
 
+    def spawn_later(
+        self, delay_s: float, camera_id: str, work: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """:meth:`spawn` ``work()`` after ``delay_s``; forgotten by :meth:`close`."""
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            self._timers.discard(handle)
+            self.spawn(camera_id, work())
+
+        handle = loop.call_later(delay_s, due)
+        self._timers.add(handle)
+
     def _forget(self, camera_id: str, task: asyncio.Task[None]) -> None:
         if self._ops.get(camera_id) is task:
             del self._ops[camera_id]
 
     async def close(self, timeout_seconds: float = 15.0) -> None:
         """Let running operations finish (bounded), then cancel what is left."""
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
         tasks = list(self._ops.values())
         if not tasks:
             return

@@ -1,6 +1,6 @@
 """Time from first-viewer reserve to pusher container running, against `docker run -d`.
 
-    python -m tests.benchmarks.pusher_start [--cameras 20]
+    python -m tests.benchmarks.pusher_start [--cameras 20] [--rounds 3] [--skip-sequential]
 
 Starts an embedded Valkey and the real service (``cctv-orchestrator serve``) as a separate
 process, with the locally built placeholder pusher image (``tests/harness/images.py``, never
@@ -19,6 +19,8 @@ again with all cameras at once, and the teardown of that burst: every burst rese
 released at once, timed from the last release answered to the engine's last ``destroy`` event,
 against stopping and removing the CLI's burst containers in parallel through the SDK (same
 stop timeout). The orchestrator's figure includes its drain grace, which is printed beside it.
+The burst and its teardown repeat ``--rounds`` times (fresh cameras each round): p50 and max,
+and how many rounds stayed within grace + 1.5 x the SDK's time of the same round.
 
 The engine must be idle: another orchestrator removes our containers as orphans (and ours
 theirs), and a test run's sweep removes every test container, so the run refuses to start
@@ -421,13 +423,49 @@ def report_burst(series: Series, spans: dict[str, float], cameras: int) -> None:
 
 
 async def measure(
-    bench: Bench, run_id: str, cameras: int, with_burst: bool
-) -> tuple[Series, Series, dict[str, float], dict[str, float]]:
-    series = await sequential(bench, run_id, cameras)
-    if not with_burst:
-        return series, Series(), {}, {}
-    burst_series, spans = await burst(bench, run_id, cameras)
-    return series, burst_series, spans, await teardown(bench, run_id, cameras)
+    bench: Bench, run_id: str, cameras: int, args: argparse.Namespace
+) -> tuple[Series, Series, dict[str, float], list[dict[str, float]]]:
+    series = Series() if args.skip_sequential else await sequential(bench, run_id, cameras)
+    if args.no_burst:
+        return series, Series(), {}, []
+    burst_series, spans, teardowns = Series(), {}, []
+    for k in range(args.rounds):
+        tag = burst_tag(run_id, k)
+        bench.events.tearing_down = False
+        round_series, round_spans = await burst(bench, tag, cameras)
+        if k == 0:
+            burst_series, spans = round_series, round_spans
+        teardowns.append(await teardown(bench, tag, cameras))
+    return series, burst_series, spans, teardowns
+
+
+def burst_tag(run_id: str, round_: int) -> str:
+    return f"{run_id}-r{round_}"
+
+
+def report_teardowns(rounds: list[dict[str, float]], cameras: int) -> None:
+    """Each round's teardown, then p50 and max over the rounds, and the bound
+    grace + 1.5 x the SDK's time in the same round."""
+    for k, spans in enumerate(rounds, 1):
+        print(f"\nround {k}:", end="")
+        report_teardown(spans, cameras)
+    if len(rounds) < 2:
+        return
+    ours = [r[TEARDOWN] for r in rounds]
+    theirs = [r[TEARDOWN_BASELINE] for r in rounds]
+    ratios = [(o - GRACE_SECONDS) / t for o, t in zip(ours, theirs, strict=True)]
+    within = sum(o <= GRACE_SECONDS + 1.5 * t for o, t in zip(ours, theirs, strict=True))
+    print(f"\nteardown of {cameras} at once over {len(rounds)} rounds:")
+    for name, samples in ((TEARDOWN, ours), (TEARDOWN_BASELINE, theirs)):
+        print(
+            f"{name:<48} p50 {statistics.median(samples) * 1000:7.1f} ms  "
+            f"max {max(samples) * 1000:7.1f} ms"
+        )
+    print(
+        f"{'ratio (orchestrator - grace) / SDK':<48} p50 {statistics.median(ratios):5.2f}  "
+        f"max {max(ratios):5.2f}"
+    )
+    print(f"rounds within grace + 1.5 x SDK: {within} of {len(rounds)}")
 
 
 async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
@@ -443,12 +481,12 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
     image = build_placeholder_pusher_image(client)
     run_id = secrets.token_hex(3)
     cameras: int = args.cameras
-    with_burst = not args.no_burst
+    rounds = 0 if args.no_burst else args.rounds
     await register_cameras(
         valkey_url,
         f"ps-{run_id}-warm",
         *(f"ps-{run_id}-{i}" for i in range(cameras)),
-        *(f"pb-{run_id}-{i}" for i in range(cameras if with_burst else 0)),
+        *(f"pb-{burst_tag(run_id, k)}-{i}" for k in range(rounds) for i in range(cameras)),
     )
     service = bench_service(
         valkey_url,
@@ -472,18 +510,17 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
                 f"{os.cpu_count()} CPUs, network none"
             )
             try:
-                series, burst_series, spans, teardown_spans = await measure(
-                    bench, run_id, cameras, with_burst
-                )
+                series, burst_series, spans, teardowns = await measure(bench, run_id, cameras, args)
                 died = list(events.died)
             finally:
                 await asyncio.gather(*(api.release(rid) for rid in bench.reservations.values()))
                 bench.released += len(bench.reservations)
                 left = await wait_removed(docker_api, f"whip-pusher-p[sb]-{run_id}-")
-        report(series, cameras)
-        if with_burst:
+        if not args.skip_sequential:
+            report(series, cameras)
+        if teardowns:
             report_burst(burst_series, spans, cameras)
-            report_teardown(teardown_spans, cameras)
+            report_teardowns(teardowns, cameras)
         print(
             f"\nreleased {bench.released} reservations; orchestrator containers "
             f"left {left}; containers of this run that died before cleanup: {len(died)}"
@@ -503,6 +540,12 @@ def main() -> None:
     parser = script_parser(__doc__)
     parser.add_argument("--cameras", type=int, default=20, help="cameras (and baselines) to time")
     parser.add_argument("--no-burst", action="store_true", help="skip the all-at-once figures")
+    parser.add_argument(
+        "--skip-sequential", action="store_true", help="only the all-at-once figures"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="all-at-once starts and teardowns (default 3)"
+    )
     parser.add_argument(
         "--shared-engine",
         action="store_true",

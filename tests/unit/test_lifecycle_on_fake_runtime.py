@@ -337,6 +337,46 @@ async def test_stop_removes_the_pusher_and_a_returning_viewer_gets_the_next_one(
     assert (view.state, view.container_id) == ("RUNNING", second.ref)
 
 
+async def test_the_drain_timer_stops_the_pusher_once_the_grace_is_over(world: World) -> None:
+    """No tick runs here: the release's timer alone stops the pusher (a burst of releases
+    tears down together instead of waiting for the next tick)."""
+    _, rid = await world.running_pusher()
+    (pusher,) = world.engine.workloads.values()
+    released = await release_by_id(world.store, rid)
+    assert released.drain_deadline_ms > 0
+    world.later(world.store.policy.drain_grace_ms + 1)  # the grace is over (Valkey's clock)
+    world.lifecycle.on_drain(CAM, 0.0)
+    for _ in range(200):
+        if world.engine.removed:
+            break
+        await asyncio.sleep(0.01)
+    assert world.engine.removed == [pusher.ref] and world.engine.workloads == {}
+    await world.lifecycle.close()
+    assert (await world.pushers.view(CAM)).state == "IDLE"
+
+
+async def test_a_drain_timer_after_a_viewer_came_back_stops_nothing(world: World) -> None:
+    _, rid = await world.running_pusher()
+    await release_by_id(world.store, rid)
+    await world.store.reserve(CAM, "METRO", "operator-2")  # back inside the grace
+    world.later(world.store.policy.drain_grace_ms + 1)
+    world.lifecycle.on_drain(CAM, 0.0)
+    await asyncio.sleep(0.2)
+    await world.lifecycle.close()
+    assert world.engine.removed == [] and len(world.engine.workloads) == 1
+    assert (await world.pushers.view(CAM)).state == "RUNNING"
+
+
+async def test_close_forgets_drain_timers(world: World) -> None:
+    _, rid = await world.running_pusher()
+    await release_by_id(world.store, rid)
+    world.later(world.store.policy.drain_grace_ms + 1)
+    world.lifecycle.on_drain(CAM, 0.1)
+    await world.lifecycle.close()
+    await asyncio.sleep(0.3)
+    assert world.engine.removed == [], "a timer fired after close"
+
+
 async def test_stop_never_removes_a_newer_generation(world: World) -> None:
     generation, rid = await world.running_pusher()
     world.engine.workloads.clear()
