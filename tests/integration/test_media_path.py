@@ -27,7 +27,9 @@ from tests.media.rig import MediaRig, pusher_log
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("swept")]
 
 CAMERA = "cam-media"
-FIRST_FRAMES_WITHIN_S = 10.0  # the bound for 100 decoded frames after the reserve
+# Liveness: 100 decoded frames after the reserve (about 5 s on a quiet machine; the figure is
+# tests/benchmarks/media_path.py's), with room for a busy one.
+FIRST_FRAMES_WITHIN_S = 30.0
 
 
 def media_env(image: str, rig: MediaRig, **extra: str) -> dict[str, str]:
