@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench docker tools pusher-image clean
+.PHONY: run test lint typecheck unit bench docker tools assets pusher-image clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,11 @@ typecheck: $(STAMP)
 docker:  ## make sure a Docker engine answers (installs docker.io when root and missing)
 	bash scripts/ensure-docker.sh
 
-tools:  ## make sure the Debian packages the tests drive are installed (faketime)
+tools:  ## make sure the Debian packages the tests drive are installed (faketime, chromium)
 	bash scripts/ensure-tools.sh
+
+assets:  ## bundle the pages' browser libraries (livekit-client, pinned by web/package-lock.json)
+	bash scripts/build-assets.sh
 
 pusher-image: $(STAMP) docker  ## build the WHIP pusher image without a registry; prints its tag
 	PYTHONPATH=deploy/pusher $(BIN)/python -m pusher_image

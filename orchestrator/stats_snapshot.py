@@ -1,5 +1,6 @@
 """One stats snapshot per replica, shared by every reader: dashboards, the status page and the
-``/metrics`` gauges.
+``/metrics`` gauges (:class:`StatsSnapshots`); the same single flight serves ``/ready``'s
+dependency checks (:class:`SharedReads`).
 
 Every open dashboard polls ``GET /api/v1/stream/stats``. Reading Valkey for each poll would
 cost each replica one full read per request; instead a replica reads at most once per
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from orchestrator.store.stats import StreamStats
+
+T = TypeVar("T")
 
 
 class StatsSource(Protocol):
@@ -30,24 +33,28 @@ class StatsSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    stats: StreamStats
+class Snapshot(Generic[T]):
+    value: T
     taken_at: float  # the clock (monotonic) when its read began: its age is never understated
+
+    @property
+    def stats(self) -> T:  # what a stats snapshot holds
+        return self.value
 
     def age_s(self, now: float) -> float:
         return max(0.0, now - self.taken_at)
 
 
-class StatsSnapshots:
-    """``await snapshots.snapshot()``: the shared snapshot; ``read()`` makes this a
-    :class:`StatsSource` too (the ``/metrics`` gauges read through it).
+class SharedReads(Generic[T]):
+    """``await shared.snapshot()``: the shared snapshot of ``read()``, at most ``max_age_s``
+    old; ``read()`` of this object is the snapshot's value.
 
-    ``on_read(seconds)`` is told of each read from Valkey (the metric that shows how often a
-    replica reads, whatever the number of pollers)."""
+    ``on_read(seconds)`` is told of each read made (the metric that shows how often a replica
+    reads, whatever the number of pollers)."""
 
     def __init__(
         self,
-        source: StatsSource,
+        source: Callable[[], Awaitable[T]],
         max_age_s: float,
         *,
         on_read: Callable[[float], None] | None = None,
@@ -59,10 +66,10 @@ class StatsSnapshots:
         self.max_age_s = max_age_s
         self._on_read = on_read
         self.clock = clock
-        self._current: Snapshot | None = None
-        self._reading: asyncio.Future[Snapshot] | None = None
+        self._current: Snapshot[T] | None = None
+        self._reading: asyncio.Future[Snapshot[T]] | None = None
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self) -> Snapshot[T]:
         current = self._current
         if current is not None and current.age_s(self.clock()) < self.max_age_s:
             return current
@@ -71,19 +78,34 @@ class StatsSnapshots:
             self._reading.add_done_callback(self._finished)
         return await asyncio.shield(self._reading)
 
-    async def read(self) -> StreamStats:
-        return (await self.snapshot()).stats
+    async def read(self) -> T:
+        return (await self.snapshot()).value
 
-    async def _read(self) -> Snapshot:
+    async def _read(self) -> Snapshot[T]:
         started = self.clock()
-        stats = await self._source.read()
-        snapshot = Snapshot(stats, started)
+        value = await self._source()
+        snapshot = Snapshot(value, started)
         self._current = snapshot
         if self._on_read is not None:
             self._on_read(self.clock() - started)
         return snapshot
 
-    def _finished(self, reading: asyncio.Future[Snapshot]) -> None:
+    def _finished(self, reading: asyncio.Future[Snapshot[T]]) -> None:
         self._reading = None
         if not reading.cancelled():
             reading.exception()  # retrieved: its awaiters got it; nothing is left unlogged
+
+
+class StatsSnapshots(SharedReads[StreamStats]):
+    """The stats snapshot of one replica: a :class:`StatsSource` too (the ``/metrics`` gauges
+    read through it)."""
+
+    def __init__(
+        self,
+        source: StatsSource,
+        max_age_s: float,
+        *,
+        on_read: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(source.read, max_age_s, on_read=on_read, clock=clock)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages the tests drive are installed (installs them when root):
 #   faketime  libfaketime, which sets one replica's clock apart in the clock-skew test
+#   chromium  the browser the page tests drive (Playwright, no browser download)
 set -euo pipefail
 
 missing=()
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -16,6 +16,7 @@ from orchestrator.api import (
     routes_docs,
     routes_health,
     routes_livekit,
+    routes_pages,
     routes_streams,
 )
 from orchestrator.api.stats_body import StatsBodies
@@ -39,6 +40,7 @@ def create_app(
         try:
             async with open_services(settings, keyring=keyring) as services:
                 app.state.services = services
+                app.state.readiness = routes_health.shared_readiness(services)
                 yield
         finally:
             if on_shutdown is not None:
@@ -67,7 +69,15 @@ def create_app(
     app.add_middleware(RequestTiming, metrics=lambda: _metrics_of(app))
     errors.install(app, quota_retry_after_seconds=settings.quota_retry_after_seconds)
     app.state.stats_bodies = StatsBodies()
-    for module in (routes_streams, routes_admin, routes_livekit, routes_health, routes_docs):
+    routes = (
+        routes_streams,
+        routes_admin,
+        routes_livekit,
+        routes_health,
+        routes_docs,
+        routes_pages,
+    )
+    for module in routes:
         app.include_router(module.router)
     return app
 

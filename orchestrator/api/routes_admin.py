@@ -1,18 +1,28 @@
-"""Admin-only resources: the camera registry and the quota limits."""
+"""Admin-only resources: the camera registry, the quota limits, and the on-call reset of one
+camera (the status page's admin action)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
 from orchestrator.api.deps import AdminDep
 from orchestrator.api.routes_streams import errors
-from orchestrator.api.schemas import CameraBody, CameraList, CameraOut, LimitBody, LimitOut
+from orchestrator.api.schemas import (
+    CameraBody,
+    CameraList,
+    CameraOut,
+    CameraResetOut,
+    LimitBody,
+    LimitOut,
+)
 from orchestrator.domain.ids import ID_PATTERN
 from orchestrator.domain.models import Camera
 from orchestrator.domain.redact import redact_url
 from orchestrator.errors import CameraNotFound
+from orchestrator.oncall.actions import OnCall
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 CameraId = Annotated[str, Path(pattern=ID_PATTERN)]
@@ -59,6 +69,16 @@ async def delete_camera(camera_id: CameraId, admin: AdminDep) -> dict[str, str]:
     if not await admin.services.cameras.delete(camera_id):
         raise CameraNotFound(f"camera {camera_id} not found")
     return {"status": "deleted"}
+
+
+@router.post("/cameras/{camera_id}/reset", responses=errors(403, 404))
+async def reset_camera(camera_id: CameraId, admin: AdminDep) -> CameraResetOut:
+    """End every reservation of the camera, disconnect its viewers and stop its pusher now:
+    ``cctv-orchestrator reset-camera`` (docs/runbook.md), through the same scripts. Idempotent."""
+    if await admin.services.registry.get(camera_id) is None:
+        raise CameraNotFound(f"camera {camera_id} not found")
+    report = await OnCall(admin.services).reset_camera(camera_id)
+    return CameraResetOut(**asdict(report))
 
 
 @router.put("/limits/{source}", responses=errors(403, 409))

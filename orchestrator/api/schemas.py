@@ -159,6 +159,15 @@ class CameraList(BaseModel):
     cameras: list[CameraOut]
 
 
+class CameraResetOut(BaseModel):
+    camera_id: str
+    released: int = Field(description="reservations ended")
+    kicked: int = Field(description="viewers removed from the LiveKit room")
+    container_left: bool = Field(description="a pusher of this camera is still on the runtime")
+    state: str = Field(description="the pusher state after the reset (IDLE when it stopped)")
+    notes: list[str]
+
+
 class LimitBody(BaseModel):
     limit: int = Field(ge=0, le=1_000_000_000)
 

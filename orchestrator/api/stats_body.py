@@ -84,10 +84,10 @@ class StatsBodies:
     every :data:`YIELD_EVERY` cameras, so requests are not held up behind it."""
 
     def __init__(self) -> None:
-        self._last: tuple[Snapshot, asyncio.Future[StatsBody]] | None = None
+        self._last: tuple[Snapshot[StreamStats], asyncio.Future[StatsBody]] | None = None
         self._cameras: dict[str, tuple[CameraStat, bytes]] = {}
 
-    async def body(self, snapshot: Snapshot) -> StatsBody:
+    async def body(self, snapshot: Snapshot[StreamStats]) -> StatsBody:
         last = self._last
         if last is None or last[0] is not snapshot:
             last = (snapshot, asyncio.ensure_future(self._render(snapshot.stats)))

@@ -1,0 +1,195 @@
+"""The service's pages in a real browser (issue 21): Debian's headless Chromium driven by
+Playwright, against a real ``serve`` with real Valkey, the Docker engine running the WHIP
+stand-in pushers, and the LiveKit wire fake.
+
+- ``/status`` shows a reserve within 2 s and its release within 2 s, its quota bars match
+  ``/stream/stats``, and a screenshot (kept under ``.artifacts/``) is not blank.
+- Twenty open status pages cost the service one stats reader: its reads per second (its own
+  ``cctv_stats_read_seconds`` metric) stay at the snapshot's rate, not the pages' poll rate.
+- ``/viewer`` reserves and heartbeats, says plainly that LiveKit (the fake, which speaks no
+  signalling) cannot be reached, and releases when the tab closes: within 2 s Valkey holds no
+  lease and stats drop. A quota refusal shows both languages.
+- Neither page requests anything from any origin but the service (and, for the viewer, the
+  LiveKit URL it was given): no CDN, no external font.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from PIL import Image, ImageStat
+from playwright.async_api import Page, expect
+from redis.asyncio import Redis
+
+from orchestrator.store import keys
+from tests.harness.browser import ARTIFACTS, chromium, guarded_context
+from tests.harness.constants import ADMIN_KEY
+from tests.harness.http import admit, camera_stats, release
+from tests.harness.livekit import NewStack, base_env, pusher_env
+from tests.harness.metrics import scrape, value
+from tests.harness.waiting import eventually
+
+
+SHOWN_WITHIN_MS = 2000  # the issue's bound for a change to reach the page
+MAX_AGE_S = 0.5  # the production default of the shared snapshot
+SNAPSHOT = {"CCTV_STATS_MAX_AGE_SECONDS": str(MAX_AGE_S)}
+READS = "cctv_stats_read_seconds_count"
+
+
+def row(page: Page, camera_id: str) -> Any:
+    return page.locator(f'tr[data-camera-id="{camera_id}"]')
+
+
+async def reads(http: Any) -> float:
+    return value(await scrape(http), READS)
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("swept")
+async def test_status_page_follows_reserves_and_releases_and_matches_stats(
+    whip_pusher_image: str, new_stack: NewStack
+) -> None:
+    cameras = ["cam-page-1", "cam-page-2"]
+    async with (
+        new_stack(pusher_env(whip_pusher_image, **SNAPSHOT), cameras=cameras) as s,
+        chromium() as browser,
+    ):
+        context, outside = await guarded_context(browser, [s.service.url])
+        page = await context.new_page()
+        await page.goto(f"{s.service.url}/status")
+        await expect(page.locator("#no-cameras")).to_be_visible()
+
+        first = await admit(s.http, "cam-page-1", "METRO")
+        await expect(row(page, "cam-page-1")).to_be_visible(timeout=SHOWN_WITHIN_MS)
+        await expect(row(page, "cam-page-1").locator(".reservations")).to_have_text(
+            "1: METRO 1", timeout=SHOWN_WITHIN_MS
+        )
+        second = await admit(s.http, "cam-page-2", "METRO")
+        await expect(row(page, "cam-page-2")).to_be_visible(timeout=SHOWN_WITHIN_MS)
+
+        async def pusher_shown() -> bool:
+            state = await row(page, "cam-page-1").locator("td").first.text_content()
+            return bool(state == "RUNNING")
+
+        await eventually(pusher_shown, 30, "the pusher's RUNNING state on the page")
+        stats = (await s.http.get("/api/v1/stream/stats")).json()
+        bar = page.locator('.quota[data-source="METRO"]')
+        await expect(bar).to_have_attribute(
+            "data-current", str(stats["source_stats"]["METRO"]["current"])
+        )
+        await expect(bar).to_have_attribute(
+            "data-limit", str(stats["source_stats"]["METRO"]["limit"])
+        )
+        total = page.locator('.quota[data-source="TOTAL"]')
+        await expect(total).to_have_attribute("data-current", str(stats["total"]["current"]))
+        await expect(total).to_have_attribute("data-limit", str(stats["total"]["limit"]))
+        await expect(page.locator('[data-dependency="valkey"]')).to_have_text("valkey: ok")
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "status-page.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        with Image.open(shot) as image:
+            grey = image.convert("L")
+            colours = len(set(grey.resize((320, 240)).getdata()))
+            spread = ImageStat.Stat(grey).stddev[0]
+        assert colours > 20 and spread > 5, f"the screenshot {shot} looks blank"
+
+        await release(s.http, first["reservation_id"])
+        await expect(row(page, "cam-page-1").locator(".reservations")).to_have_text(
+            "0: none", timeout=SHOWN_WITHIN_MS
+        )
+        await release(s.http, second["reservation_id"])
+        await expect(page.locator('.quota[data-source="METRO"]')).to_have_attribute(
+            "data-current", "0", timeout=SHOWN_WITHIN_MS
+        )
+        assert outside.refused == [], f"the status page reached outside: {outside.refused}"
+        await context.close()
+
+
+async def test_twenty_status_pages_cost_one_stats_reader(new_stack: NewStack) -> None:
+    async with new_stack(base_env(**SNAPSHOT), cameras=["cam-many"]) as s, chromium() as browser:
+        await admit(s.http, "cam-many", "METRO")
+        context, outside = await guarded_context(browser, [s.service.url])
+        pages = [await context.new_page() for _ in range(20)]
+        await asyncio.gather(*(p.goto(f"{s.service.url}/status") for p in pages))
+        for page in pages:
+            await expect(row(page, "cam-many")).to_be_visible(timeout=10_000)
+        before, started = await reads(s.http), time.monotonic()
+        await asyncio.sleep(10)
+        rate = (await reads(s.http) - before) / (time.monotonic() - started)
+        # 20 pages polling each second ask 20 times a second; one reader reads at most once
+        # per max age (2 a second), whatever the number of pages.
+        assert rate <= 1 / MAX_AGE_S * 1.2, f"{rate:.2f} stats reads a second for 20 pages"
+        assert outside.refused == []
+        await context.close()
+
+
+async def test_viewer_page_reserves_heartbeats_says_livekit_is_unreachable_and_releases_on_close(
+    client: Redis, new_stack: NewStack
+) -> None:
+    camera_id = "cam-viewer"
+    async with new_stack(base_env(**SNAPSHOT), cameras=[camera_id]) as s, chromium() as browser:
+        context, outside = await guarded_context(browser, [s.service.url, s.fake.url])
+        page = await context.new_page()
+        await page.goto(f"{s.service.url}/viewer")
+        await page.fill("#api-key", ADMIN_KEY)
+        await page.fill("#camera-id", camera_id)
+        await page.fill("#source", "METRO")
+        await page.click("#watch")
+        await expect(page.locator("#reservation-id")).not_to_be_empty(timeout=10_000)
+        rid = await page.locator("#reservation-id").text_content()
+        assert rid
+        member = await client.hget(keys.reservation(rid), "member")
+        assert member, "no lease in Valkey for the page's reservation"
+        first_expiry = await client.zscore(keys.ALL_LEASES, member)
+        assert first_expiry is not None
+
+        # LiveKit's signalling is not part of the fake: the page says so, in words.
+        await expect(page.locator("#error")).to_contain_text(
+            "Could not connect to the video server", timeout=20_000
+        )
+        await expect(page.locator("#heartbeats")).to_have_text("2", timeout=20_000)
+        renewed = await client.zscore(keys.ALL_LEASES, member)
+        assert renewed is not None and renewed > first_expiry, "heartbeats did not renew"
+        assert (await camera_stats(s.http, camera_id))["reserved_count"] == 1
+
+        await page.close(run_before_unload=True)  # the tab closes: pagehide, keepalive DELETE
+        closed_at = time.monotonic()
+
+        async def released() -> bool:
+            return await client.zscore(keys.ALL_LEASES, member) is None
+
+        async def stats_dropped() -> bool:
+            return (await camera_stats(s.http, camera_id))["reserved_count"] == 0
+
+        await eventually(released, SHOWN_WITHIN_MS / 1000, "the lease gone after the tab closed")
+        await eventually(stats_dropped, SHOWN_WITHIN_MS / 1000, "stats dropped after the close")
+        assert time.monotonic() - closed_at <= SHOWN_WITHIN_MS / 1000 + 0.5
+        assert await client.exists(keys.reservation(rid)) == 0
+        assert outside.refused == [], f"the viewer page reached outside: {outside.refused}"
+        await context.close()
+
+
+async def test_viewer_page_shows_a_quota_refusal_in_both_languages(new_stack: NewStack) -> None:
+    limits = json.dumps({"METRO": 1, "TOTAL": 10})
+    env = base_env(CCTV_SOURCE_LIMITS=limits, **SNAPSHOT)
+    async with new_stack(env, cameras=["cam-full"]) as s, chromium() as browser:
+        await admit(s.http, "cam-full", "METRO")  # the agency's one slot
+        context, _ = await guarded_context(browser, [s.service.url, s.fake.url])
+        page = await context.new_page()
+        await page.goto(f"{s.service.url}/viewer")
+        await page.fill("#api-key", ADMIN_KEY)
+        await page.fill("#camera-id", "cam-full")
+        await page.fill("#source", "METRO")
+        await page.click("#watch")
+        await expect(page.locator("#error")).to_contain_text("METRO", timeout=10_000)
+        arabic = page.locator("#error-ar")
+        await expect(arabic).to_be_visible()
+        text = await arabic.text_content()
+        assert text and any("\u0600" <= ch <= "\u06ff" for ch in text), text
+        await expect(page.locator("#status")).to_have_text("Not watching.")
+        await context.close()
