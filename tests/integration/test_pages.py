@@ -33,7 +33,6 @@ from tests.harness.livekit import NewStack, base_env, pusher_env
 from tests.harness.metrics import scrape, value
 from tests.harness.waiting import eventually
 
-
 SHOWN_WITHIN_MS = 2000  # the bound for a change to reach the page
 MAX_AGE_S = 0.5  # the production default of the shared snapshot
 SNAPSHOT = {"CCTV_STATS_MAX_AGE_SECONDS": str(MAX_AGE_S)}
