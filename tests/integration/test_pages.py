@@ -163,7 +163,7 @@ async def test_viewer_page_reserves_heartbeats_says_livekit_is_unreachable_and_r
             return await client.zscore(keys.ALL_LEASES, member) is None
 
         async def stats_dropped() -> bool:
-            return (await camera_stats(s.http, camera_id))["reserved_count"] == 0
+            return bool((await camera_stats(s.http, camera_id))["reserved_count"] == 0)
 
         await eventually(released, SHOWN_WITHIN_MS / 1000, "the lease gone after the tab closed")
         await eventually(stats_dropped, SHOWN_WITHIN_MS / 1000, "stats dropped after the close")
