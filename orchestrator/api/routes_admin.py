@@ -1,5 +1,5 @@
-"""Admin-only resources: the camera registry, the quota limits, and the on-call reset of one
-camera (the status page's admin action)."""
+"""Admin-only resources: the camera registry, the quota limits, and the on-call repairs the
+status page offers (reset a camera, list and kick its viewers)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,24 @@ from orchestrator.api.schemas import (
     CameraList,
     CameraOut,
     CameraResetOut,
+    KickOut,
     LimitBody,
     LimitOut,
+    ReservationList,
+    ReservationOut,
 )
-from orchestrator.domain.ids import ID_PATTERN
+from orchestrator.api.timefmt import iso_required
+from orchestrator.domain.ids import ID_PATTERN, RESERVATION_PATTERN, viewer_identity
 from orchestrator.domain.models import Camera
 from orchestrator.domain.redact import redact_url
 from orchestrator.errors import CameraNotFound
 from orchestrator.oncall.actions import OnCall
+from orchestrator.store.inspection import StateInspector
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 CameraId = Annotated[str, Path(pattern=ID_PATTERN)]
 Source = Annotated[str, Path(pattern=ID_PATTERN)]
+ReservationId = Annotated[str, Path(pattern=RESERVATION_PATTERN)]
 
 
 def camera_out(camera: Camera) -> CameraOut:
@@ -79,6 +85,34 @@ async def reset_camera(camera_id: CameraId, admin: AdminDep) -> CameraResetOut:
         raise CameraNotFound(f"camera {camera_id} not found")
     report = await OnCall(admin.services).reset_camera(camera_id)
     return CameraResetOut(**asdict(report))
+
+
+@router.get("/cameras/{camera_id}/reservations", responses=errors(403, 404))
+async def camera_reservations(camera_id: CameraId, admin: AdminDep) -> ReservationList:
+    """The camera's live reservations, soonest expiry first (the status page's viewer list)."""
+    if await admin.services.registry.get(camera_id) is None:
+        raise CameraNotFound(f"camera {camera_id} not found")
+    rows = await StateInspector(admin.services.client).leases(camera_id)
+    return ReservationList(
+        reservations=[
+            ReservationOut(
+                reservation_id=row.lease.reservation_id,
+                identity=viewer_identity(row.lease.reservation_id),
+                source=row.lease.source,
+                user_id=row.info.user_id if row.info else None,
+                connected=bool(row.info and row.info.connected),
+                expires_at=iso_required(row.expires_at_ms),
+            )
+            for row in rows
+        ]
+    )
+
+
+@router.delete("/reservations/{reservation_id}", responses=errors(403))
+async def kick(reservation_id: ReservationId, admin: AdminDep) -> KickOut:
+    """End the reservation and remove its viewer from the camera's LiveKit room:
+    ``cctv-orchestrator kick`` (docs/runbook.md). Idempotent."""
+    return KickOut(**asdict(await OnCall(admin.services).kick(reservation_id)))
 
 
 @router.put("/limits/{source}", responses=errors(403, 409))

@@ -168,6 +168,26 @@ class CameraResetOut(BaseModel):
     notes: list[str]
 
 
+class ReservationOut(BaseModel):
+    reservation_id: str
+    identity: str
+    source: str
+    user_id: str | None = Field(description="None when the reservation's record is gone")
+    connected: bool = Field(description="its viewer is in the camera's LiveKit room")
+    expires_at: str
+
+
+class ReservationList(BaseModel):
+    reservations: list[ReservationOut]
+
+
+class KickOut(BaseModel):
+    reservation_id: str
+    released: bool
+    participant_removed: bool
+    notes: list[str]
+
+
 class LimitBody(BaseModel):
     limit: int = Field(ge=0, le=1_000_000_000)
 

@@ -89,7 +89,10 @@
     const reset = el("button", { class: "secondary", type: "button", text: "Reset",
                                  title: "End every reservation and stop the pusher now" });
     reset.addEventListener("click", () => resetCamera(c.camera_id, reset));
-    actions.append(reset);
+    const viewers = el("button", { class: "secondary", type: "button", text: "Viewers",
+                                   title: "List this camera's reservations, to kick one" });
+    viewers.addEventListener("click", () => listViewers(c.camera_id));
+    actions.append(reset, " ", viewers);
     return el("tr", { "data-camera-id": c.camera_id },
       el("th", { scope: "row" }, c.camera_name, el("br"), el("span", { class: "id", text: c.camera_id })),
       el("td", { class: stateClass(c.pusher_state), text: c.pusher_state }),
@@ -175,6 +178,7 @@
   function showAdmin() {
     const on = Boolean(adminKey());
     for (const node of document.querySelectorAll(".admin-only")) node.hidden = !on;
+    if (!$("viewers-list").children.length) $("viewers-panel").hidden = true;
     $("admin-forget").hidden = !on;
   }
 
@@ -205,6 +209,42 @@
     }
   }
 
+  async function listViewers(cameraId) {
+    const response = await fetch(`/api/v1/cameras/${encodeURIComponent(cameraId)}/reservations`,
+                                 { headers: { Authorization: `Bearer ${adminKey()}` } });
+    if (!response.ok) {
+      adminMessage(`Viewers of ${cameraId}: ${await errorText(response)}`, true);
+      return;
+    }
+    const { reservations } = await response.json();
+    const items = reservations.map((r) => {
+      const kick = el("button", { class: "secondary", type: "button", text: "Kick" });
+      kick.addEventListener("click", () => kickViewer(cameraId, r.reservation_id, kick));
+      const where = r.connected ? "in the room" : "not in the room";
+      return el("li", { "data-reservation-id": r.reservation_id },
+        el("span", { class: "id", text: r.identity }),
+        ` ${r.source}, ${r.user_id || "?"}, ${where}, until ${when(r.expires_at)} `, kick);
+    });
+    $("viewers-title").textContent = `Viewers of ${cameraId}: ${reservations.length}`;
+    $("viewers-list").replaceChildren(...items);
+    $("viewers-panel").hidden = false;
+  }
+
+  async function kickViewer(cameraId, reservationId, button) {
+    button.disabled = true;
+    const response = await fetch(`/api/v1/reservations/${encodeURIComponent(reservationId)}`, {
+      method: "DELETE", headers: { Authorization: `Bearer ${adminKey()}` } });
+    if (!response.ok) {
+      adminMessage(`Kick refused: ${await errorText(response)}`, true);
+      button.disabled = false;
+      return;
+    }
+    const report = await response.json();
+    const removed = report.participant_removed ? "removed from the room" : "not in the room";
+    adminMessage(`Kicked ${reservationId}: reservation ${report.released ? "ended" : "already gone"}, ${removed}`);
+    await listViewers(cameraId);
+  }
+
   $("admin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const key = $("admin-key").value.trim();
@@ -215,14 +255,15 @@
     }
     sessionStorage.setItem(KEY_STORE, key);
     $("admin-key").value = "";
-    adminMessage("Admin key accepted for this tab: reset buttons are shown.");
+    adminMessage("Admin key accepted for this tab: Reset and Viewers are shown per camera.");
     showAdmin();
     if (lastStats) renderCameras(lastStats);
   });
 
   $("admin-forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY_STORE);
-    adminMessage("Public view. Enter an admin key to reset cameras.");
+    adminMessage("Public view. Enter an admin key to reset cameras and kick viewers.");
+    $("viewers-list").replaceChildren();
     showAdmin();
     if (lastStats) renderCameras(lastStats);
   });

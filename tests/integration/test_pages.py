@@ -9,6 +9,7 @@ stand-in pushers, and the LiveKit wire fake.
 - ``/viewer`` reserves and heartbeats, says plainly that LiveKit (the fake, which speaks no
   signalling) cannot be reached, and releases when the tab closes: within 2 s Valkey holds no
   lease and stats drop. A quota refusal shows both languages.
+- With an admin key (and only then) the status page kicks a viewer and resets a camera.
 - Neither page requests anything from any origin but the service (and, for the viewer, the
   LiveKit URL it was given): no CDN, no external font.
 """
@@ -191,4 +192,47 @@ async def test_viewer_page_shows_a_quota_refusal_in_both_languages(new_stack: Ne
         text = await arabic.text_content()
         assert text and any("\u0600" <= ch <= "\u06ff" for ch in text), text
         await expect(page.locator("#status")).to_have_text("Not watching.")
+        await context.close()
+
+
+async def test_status_page_admin_actions_need_the_key_and_kick_and_reset(
+    client: Redis, new_stack: NewStack
+) -> None:
+    async with new_stack(base_env(**SNAPSHOT), cameras=["cam-admin"]) as s, chromium() as browser:
+        kept = await admit(s.http, "cam-admin", "METRO")
+        kicked = await admit(s.http, "cam-admin", "METRO")
+        context, outside = await guarded_context(browser, [s.service.url])
+        page = await context.new_page()
+        await page.goto(f"{s.service.url}/status")
+        await expect(row(page, "cam-admin")).to_be_visible(timeout=SHOWN_WITHIN_MS)
+        reset = row(page, "cam-admin").get_by_role("button", name="Reset")
+        await expect(reset).to_be_hidden()  # public view: no admin action
+
+        await page.fill("#admin-key", "not-a-key")
+        await page.click("#admin-form button[type=submit]")
+        await expect(page.locator("#admin-message")).to_contain_text("Key refused")
+        await expect(reset).to_be_hidden()
+
+        await page.fill("#admin-key", ADMIN_KEY)
+        await page.click("#admin-form button[type=submit]")
+        await expect(reset).to_be_visible(timeout=SHOWN_WITHIN_MS)
+        assert await page.evaluate("sessionStorage.getItem('cctv-admin-key')") == ADMIN_KEY
+
+        await row(page, "cam-admin").get_by_role("button", name="Viewers").click()
+        target = page.locator(f'li[data-reservation-id="{kicked["reservation_id"]}"]')
+        await expect(target).to_be_visible()
+        await target.get_by_role("button", name="Kick").click()
+        await expect(target).to_be_hidden(timeout=5000)
+        assert await client.exists(keys.reservation(kicked["reservation_id"])) == 0
+        assert await client.exists(keys.reservation(kept["reservation_id"])) == 1
+
+        await reset.click()
+        await expect(page.locator("#admin-message")).to_contain_text(
+            "Reset cam-admin", timeout=10_000
+        )
+        assert await client.exists(keys.reservation(kept["reservation_id"])) == 0
+        await expect(page.locator('.quota[data-source="METRO"]')).to_have_attribute(
+            "data-current", "0", timeout=SHOWN_WITHIN_MS
+        )
+        assert outside.refused == []
         await context.close()
