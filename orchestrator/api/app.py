@@ -64,7 +64,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag", "Age", "Retry-After"],  # the stats poll and the 429 wait
         )
     app.add_middleware(RequestTiming, metrics=lambda: _metrics_of(app))
     errors.install(app, quota_retry_after_seconds=settings.quota_retry_after_seconds)

@@ -86,6 +86,16 @@ async def test_cors_is_off_unless_origins_are_configured(api: App, valkey_url: s
     async with open_app(config) as other:
         on = await other.http.options("/api/v1/stream/reserve", headers=preflight)
         assert on.headers["access-control-allow-origin"] == "https://dashboard.example"
+        # A dashboard on another origin revalidates stats with If-None-Match and reads the ETag.
+        poll = {**preflight, "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "if-none-match"}  # fmt: skip
+        allowed = await other.http.options("/api/v1/stream/stats", headers=poll)
+        assert allowed.status_code == 200
+        assert "if-none-match" in allowed.headers["access-control-allow-headers"].lower()
+        got = await other.http.get(
+            "/api/v1/stream/stats", headers={"Origin": "https://dashboard.example"}
+        )
+        assert "etag" in got.headers["access-control-expose-headers"].lower()
 
 
 async def test_ready_names_an_unreachable_docker_engine(valkey_url: str, client: object) -> None:
