@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 from redis.asyncio.connection import Connection
+from redis.typing import EncodableT
 
 from orchestrator.store.client import _HiredisPacking, connect
 
-CASES = [
+CASES: list[tuple[EncodableT, ...]] = [
     ("EVALSHA", "a" * 40, 3, "stream:leases", "stream:limit:TOTAL", "k3", 0, "|", "state"),
     ("SET", "k", "é ü 日本", 1.5, 10, -3, 1e20, 0.1, b"\x00raw"),
     ("CONFIG GET", "maxmemory"),
@@ -19,7 +20,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("args", CASES, ids=[str(c[0]) for c in CASES])
-def test_hiredis_writes_the_bytes_redis_py_writes(args: tuple[object, ...]) -> None:
+def test_hiredis_writes_the_bytes_redis_py_writes(args: tuple[EncodableT, ...]) -> None:
     theirs = b"".join(bytes(part) for part in Connection().pack_command(*args))
     ours = b"".join(_HiredisPacking().pack_command(*args))
     assert ours == theirs
