@@ -180,30 +180,34 @@ async def test_stats_show_what_the_camera_encodes_high_profile_b_frames_or_basel
         await admit(s.http, CAMERA)
 
         async def codec_of(generation: int) -> dict[str, Any] | None:
+            """The codec in stats when a pusher of ``generation`` or a later one reported it."""
             codec: dict[str, Any] | None = (await camera_stats(s.http, CAMERA)).get("codec")
-            return codec if codec and codec["generation"] == generation else None
+            return codec if codec and codec["generation"] >= generation else None
 
         async def reported(generation: int) -> bool:
             return await codec_of(generation) is not None
 
         await eventually(lambda: reported(1), 90, "the Baseline camera's codec in stats")
-        assert await codec_of(1) == {
+        baseline = await codec_of(1)
+        assert baseline is not None
+        assert {k: v for k, v in baseline.items() if k != "generation"} == {
             "profile": "Constrained Baseline",
             "level": "3.0",
             "width": 640,
             "height": 360,
             "fps": 25.0,
             "b_frames": False,
-            "generation": 1,
         }
 
         # The camera is reconfigured to High profile with B-frames: its stream drops, the
-        # pusher exits 1 and is restarted (generation 2), and its report follows.
+        # pusher exits 1 and is restarted (generation 2, or later when a restart comes before
+        # the camera is back, as on a busy machine), and its report follows.
         await asyncio.to_thread(rig.stop_camera)
         rig.profile, rig.b_frames = "high", 2
         await asyncio.to_thread(rig.start_camera)
-        await eventually(lambda: reported(2), 120, "the High-profile camera's codec in stats")
-        codec = await codec_of(2)
+        after = baseline["generation"] + 1
+        await eventually(lambda: reported(after), 120, "the High-profile camera's codec in stats")
+        codec = await codec_of(after)
         assert codec is not None
         assert (codec["profile"], codec["b_frames"]) == ("High", True)
         assert (codec["width"], codec["height"], codec["fps"]) == (640, 360, 25.0)
