@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from orchestrator.runtime import CAMERA_LABEL, GENERATION_LABEL, MANAGED_BY, MANAGED_BY_LABEL
@@ -54,14 +55,22 @@ def container_env(docker_api: Any, container_id: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in env)
 
 
-def start_orphan(docker_api: Any, image: str, camera_id: str, generation: int) -> Any:
+def start_orphan(docker_api: Any, image: str, camera_id: str, generation: int) -> Any | None:
     """A container started by hand with the orchestrator's labels (no network): an orphan the
-    service did not start."""
+    service did not start. None when a running service's reconcile pass removed it between
+    its create and its start (seen on a busy machine): the orphan was found and handled."""
     labels = {
         MANAGED_BY_LABEL: MANAGED_BY,
         CAMERA_LABEL: camera_id,
         GENERATION_LABEL: str(generation),
     }
-    return docker_api.containers.run(
-        image, name=f"whip-pusher-{camera_id}", detach=True, network_mode="none", labels=labels
-    )
+    try:
+        return docker_api.containers.run(
+            image, name=f"whip-pusher-{camera_id}", detach=True, network_mode="none", labels=labels
+        )
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409 and "removal" in str(exc):
+            return None
+        raise

@@ -145,6 +145,7 @@ async def test_reconcile_dry_run_changes_nothing_and_prints_its_plan(
     async with new_stack(env, cameras=["cam-a", "cam-stray"]) as s:
         await watched(s, docker_api, "cam-a", 1)
         stray = start_orphan(docker_api, pusher_image, "cam-stray", generation=4)
+        assert stray is not None, "the orphan was removed before it started"
         await client.set(keys.count("METRO"), 9)
         before = {c["Id"]: c["State"] for c in pusher_containers(docker_api)}
         meta_before = await client.hgetall(keys.metadata("cam-stray"))

@@ -374,6 +374,7 @@ async def test_hand_started_managed_container_is_removed_by_the_next_reconcile_p
 
     await add_cameras(registry, "cam-hand", "cam-watched")
     stray = start_orphan(docker_api, pusher_image, "cam-hand", generation=7)
+    assert stray is not None, "the orphan was removed before it started"
     unlabelled = docker_api.containers.run(
         pusher_image, name="not-ours-cam-hand", detach=True, network_mode="none"
     )
