@@ -43,13 +43,14 @@ from orchestrator.runtime.swarm_runtime import SwarmRuntime
 from orchestrator.state_metrics import StateGauges
 from orchestrator.stats_snapshot import StatsSnapshots
 from orchestrator.store.cameras import CameraRegistry
+from orchestrator.store.changes import ChangedKeys
 from orchestrator.store.client import connect
 from orchestrator.store.ingresses import IngressRecords
 from orchestrator.store.presence import PresencePolicy, PresenceStore
 from orchestrator.store.pushers import PusherStore
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
-from orchestrator.store.stats import StatsReader
+from orchestrator.store.stats import CAMERA_PREFIXES, StatsReader
 from orchestrator.streams import StreamService
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,10 @@ async def open_services(
         settings.livekit_api_secret.get_secret_value(),
         (settings.room_empty_timeout_seconds, settings.room_departure_timeout_seconds),
     )
-    stats_reader = StatsReader(client, scripts, policy)
+    changes = ChangedKeys(
+        client, CAMERA_PREFIXES, timeout_seconds=max(settings.valkey_timeout_seconds, 1.0)
+    )
+    stats_reader = StatsReader(client, scripts, policy, changes=changes)
     stats = StatsSnapshots(stats_reader, settings.stats_max_age_seconds, on_read=metrics.stats_read)
     streams = StreamService(
         store,
@@ -320,4 +324,5 @@ async def open_services(
         await services.runtime.close()
         if livekit is not None:
             await livekit.close()
+        await changes.aclose()
         await client.aclose()

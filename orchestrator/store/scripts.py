@@ -95,6 +95,7 @@ class Scripts:
     release: Script
     reserve: Script
     set_limit: Script
+    stats_expired: Script
     stats_snapshot: Script
     viewer_event: Script
 

@@ -1,4 +1,4 @@
-"""Stream statistics, read from Valkey only: two round trips, no LiveKit call.
+"""Stream statistics, read from Valkey only: three round trips, no LiveKit call.
 
 "Now" is Valkey's ``TIME``, read by the script (``store/clock.py``): replicas whose clocks drift
 report the same live leases. (Each call of one read reads it; they run milliseconds apart, in
@@ -21,9 +21,10 @@ from redis.asyncio import Redis
 
 from orchestrator.domain.codec import CODEC_FIELDS, CodecReport
 from orchestrator.domain.ids import TOTAL
-from orchestrator.domain.models import LEASE_SEP
+from orchestrator.domain.models import LEASE_SEP, Lease
 from orchestrator.domain.pusher import PLACEMENT_FIELDS, PusherState, placement
 from orchestrator.store import keys
+from orchestrator.store.changes import ChangedKeys
 from orchestrator.store.errors import translated
 from orchestrator.store.reservations import LeasePolicy
 from orchestrator.store.scripts import Scripts, check
@@ -78,7 +79,8 @@ YIELD_EVERY = 250  # cameras handled between two yields to the event loop
 # Cameras per script call: each call keeps Valkey busy for a few ms at most, so other
 # clients' commands run between them; the calls of one read still go out in one pipeline.
 CAMERAS_PER_CALL = 200
-_Keys = tuple[list[str], list[str], list[tuple[list[str], int]]]  # cameras, sources, calls
+# More leases than this past their deadline since the last read: read every camera.
+MOST_EXPIRED = 2000
 
 # The metadata fields stats show, read by ``stats_snapshot.lua`` in this order.
 META_FIELDS = tuple(
@@ -101,31 +103,89 @@ META_FIELDS = tuple(
 
 
 class StatsReader:
-    """Reads :class:`StreamStats` in two round trips whatever the number of cameras: the active
-    cameras and sources, then a read-only script (``lua/stats_snapshot.lua``) that counts each
-    camera's live leases in Valkey and answers one JSON text per camera, called once per
-    :data:`CAMERAS_PER_CALL` cameras (one pipeline).
+    """Reads :class:`StreamStats`: the active cameras and sources, then a read-only script
+    (``lua/stats_snapshot.lua``) that counts each camera's live leases in Valkey and answers
+    one JSON text per camera, called once per :data:`CAMERAS_PER_CALL` cameras (one
+    pipeline).
 
-    Python work is per camera, not per lease, and only for cameras whose text changed since
-    this reader's last read: an unchanged camera's :class:`CameraStat` is the same object as
-    last time (renderers may cache by identity)."""
+    With ``changes`` (key tracking, :class:`~orchestrator.store.changes.ChangedKeys` over
+    :data:`CAMERA_PREFIXES`) a read asks Valkey only for the cameras that may differ from the
+    last read: those whose keys were written since, those with a lease whose deadline passed
+    since (``lua/stats_expired.lua``), and those newly active. Every other camera keeps its
+    row. Without it, or whenever tracking cannot say what changed, a read asks for every
+    camera.
+
+    Python work is per camera, not per lease, and only for cameras whose text changed: an
+    unchanged camera's :class:`CameraStat` is the same object as last time (renderers may
+    cache by identity). Reads of one reader run one at a time."""
 
     def __init__(
-        self, client: Redis, scripts: Scripts, policy: LeasePolicy, *, clock_offset_ms: int = 0
+        self,
+        client: Redis,
+        scripts: Scripts,
+        policy: LeasePolicy,
+        *,
+        clock_offset_ms: int = 0,
+        changes: ChangedKeys | None = None,
     ) -> None:
         self._client = client
         self._scripts = scripts
         self._policy = policy
         self.clock_offset_ms = clock_offset_ms
+        self._changes = changes
+        self._lock = asyncio.Lock()
         self._rows: dict[str, tuple[str, CameraStat]] = {}
-        self._last_keys: tuple[set[str], set[str], _Keys] | None = None
+        self._since: tuple[int, int] | None = None  # (Valkey time covered, its clock offset)
+        self._last_sources: tuple[set[str], list[str]] | None = None
+        self.cameras_read = 0  # cameras asked of Valkey, over all reads (tests, benchmarks)
 
     async def read(self) -> StreamStats:
+        async with self._lock:
+            try:
+                return await self._read()
+            except BaseException:
+                self._since = None  # what changed meanwhile is lost: the next read reads all
+                raise
+
+    async def _read(self) -> StreamStats:
+        changed = await self._changes.take() if self._changes is not None else None
+        offset, since = self.clock_offset_ms, self._since
         async with translated(), self._client.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.ACTIVE_CAMERAS)
             pipe.smembers(keys.SOURCES)
-            active, known = await pipe.execute()
-        cameras, sources, calls = self._keys(active, known)
+            listed, expiring = await asyncio.gather(
+                pipe.execute(),
+                self._scripts.stats_expired(
+                    [keys.ALL_LEASES],
+                    [offset, since[0] if since and since[1] == offset else -1, MOST_EXPIRED],
+                ),
+            )
+        active, known = listed
+        covered, expired = check("stats_expired", expiring)
+        sources = self._sources(known)
+        cameras = sorted(active)
+        if changed is None or since is None or since[1] != offset or expired is None:
+            wanted = cameras
+        else:
+            changed.update(Lease.parse(m).camera_id for m in expired)
+            wanted = [c for c in cameras if c in changed or c not in self._rows]
+        now, total, total_limit, rows, limits = await self._snapshot(wanted, sources)
+        stats = await self._camera_stats(cameras, dict(zip(wanted, rows, strict=True)))
+        self._since = (min(int(covered), int(now)), offset)
+        return self._stream_stats(int(now), int(total), total_limit, stats, sources, limits)
+
+    async def _snapshot(self, cameras: list[str], sources: list[str]) -> list[Any]:
+        """``stats_snapshot.lua`` for ``cameras``, one call per :data:`CAMERAS_PER_CALL`, all
+        in one pipeline; the first call also reads the limits. ``[now, live leases, total
+        limit, rows, limits]``, now and the total of the first call."""
+        calls: list[tuple[list[str], int]] = []
+        for start in range(0, max(len(cameras), 1), CAMERAS_PER_CALL):
+            chunk = cameras[start : start + CAMERAS_PER_CALL]
+            call_keys = [keys.ALL_LEASES, keys.TOTAL_LIMIT]
+            for camera_id in chunk:
+                call_keys += camera_keys(camera_id)
+            calls.append((call_keys, len(chunk)))
+        calls[0][0].extend(keys.limit(source) for source in sources)
         replies = await asyncio.gather(
             *(
                 self._scripts.stats_snapshot(
@@ -136,8 +196,27 @@ class StatsReader:
         )
         parts = [check("stats_snapshot", reply) for reply in replies]
         now, total, total_limit, _, limits = parts[0]
-        rows = [row for part in parts for row in part[3]]
-        stats = await self._camera_stats(cameras, rows)
+        self.cameras_read += len(cameras)
+        return [now, total, total_limit, [row for part in parts for row in part[3]], limits]
+
+    def _sources(self, known: set[str]) -> list[str]:
+        last = self._last_sources
+        if last is not None and last[0] == known:
+            return last[1]
+        configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
+        sources = sorted((set(known) | configured) - {TOTAL})
+        self._last_sources = (known, sources)
+        return sources
+
+    def _stream_stats(
+        self,
+        now: int,
+        total: int,
+        total_limit: Any,
+        stats: list[CameraStat],
+        sources: list[str],
+        limits: list[Any],
+    ) -> StreamStats:
         counts_of: dict[str, int] = dict.fromkeys(sources, 0)
         cameras_of: dict[str, int] = dict.fromkeys(sources, 0)
         for stat in stats:
@@ -154,10 +233,10 @@ class StatsReader:
             for source, limit in zip(sources, limits, strict=True)
         ]
         return StreamStats(
-            timestamp_ms=int(now),
+            timestamp_ms=now,
             cameras=[s for s in stats if s.reserved_count or s.pusher_state != PusherState.IDLE],
             sources=source_stats,
-            total_current=int(total),
+            total_current=total,
             total_limit=_int(total_limit, self._policy.limit_for(TOTAL)),
         )
 
@@ -174,42 +253,34 @@ class StatsReader:
             return None
         return int(now), camera_stat(camera_id, row)
 
-    def _keys(self, active: set[str], known: set[str]) -> _Keys:
-        """Sorted cameras and sources, and each script call's keys and number of cameras:
-        built again only when the set of active cameras or of sources changed."""
-        last = self._last_keys
-        if last is not None and last[0] == active and last[1] == known:
-            return last[2]
-        cameras = sorted(active)
-        configured = {s for s, _ in self._policy.default_limits if s != TOTAL}
-        sources = sorted((set(known) | configured) - {TOTAL})
-        calls: list[tuple[list[str], int]] = []
-        for start in range(0, max(len(cameras), 1), CAMERAS_PER_CALL):
-            chunk = cameras[start : start + CAMERAS_PER_CALL]
-            call_keys = [keys.ALL_LEASES, keys.TOTAL_LIMIT]
-            for camera_id in chunk:
-                call_keys += camera_keys(camera_id)
-            calls.append((call_keys, len(chunk)))
-        calls[0][0].extend(keys.limit(source) for source in sources)  # the first call's reply
-        built = (cameras, sources, calls)
-        self._last_keys = (active, known, built)
-        return built
-
-    async def _camera_stats(self, cameras: list[str], rows: list[str]) -> list[CameraStat]:
+    async def _camera_stats(self, cameras: list[str], fresh: dict[str, str]) -> list[CameraStat]:
+        """Every active camera's stat: from its fresh row where one was read, else the last."""
         previous, current = self._rows, {}
         stats: list[CameraStat] = []
-        for i, (camera_id, row) in enumerate(zip(cameras, rows, strict=True), 1):
+        for i, camera_id in enumerate(cameras, 1):
             if i % YIELD_EVERY == 0:  # let requests in between: no long stall at many cameras
                 await asyncio.sleep(0)
             known = previous.get(camera_id)
-            if known is not None and known[0] == row:
-                stat = known[1]
+            row = fresh.get(camera_id)
+            if known is not None and (row is None or known[0] == row):
+                entry = known
             else:
-                stat = camera_stat(camera_id, json.loads(row))
-            current[camera_id] = (row, stat)
-            stats.append(stat)
+                assert row is not None, camera_id  # a camera not cached is always read
+                entry = (row, camera_stat(camera_id, json.loads(row)))
+            current[camera_id] = entry
+            stats.append(entry[1])
         self._rows = current
         return stats
+
+
+# The prefixes of the keys ``stats_snapshot.lua`` reads of a camera: a write to any of them
+# changes what stats show of that camera (``<prefix><camera id>``).
+CAMERA_PREFIXES = (
+    keys.camera_leases(""),
+    keys.metadata(""),
+    keys.camera(""),
+    keys.presence(""),
+)
 
 
 def camera_keys(camera_id: str) -> list[str]:

@@ -10,9 +10,10 @@ uvloop in this process. Each camera holds 10 live leases (1,000 cameras: 10,000 
 1. **The floor**: ``json.dumps`` of the same payload (the parsed body) in this process, the
    least any server spends producing that body.
 2. **A fresh snapshot**, computed in this process as a replica does (``StatsReader.read`` and
-   ``StatsBodies.body``): *cold* with a new reader and renderer each time (every camera parsed
-   and serialized), and *steady* with the same ones while 1 % of the cameras change between
-   reads (what a replica does every 0.5 s).
+   ``StatsBodies.body``): *cold* with a new reader (no key tracking) and renderer each time
+   (every camera read, parsed and serialized), and *steady* with the same tracked reader and
+   renderer while 1 % of the cameras change between reads (what a replica does every 0.5 s:
+   Valkey is asked for the changed cameras only).
 3. **Pollers**: ``--pollers`` clients each polling back to back for ``--seconds`` while a
    writer reserves and releases on 10 cameras (about 20 changes a second), so snapshots keep
    changing. Plain GETs, then conditional ones (``If-None-Match`` with the last ``ETag``, as a
@@ -40,10 +41,11 @@ import uvloop
 
 from orchestrator.api.stats_body import StatsBodies
 from orchestrator.stats_snapshot import Snapshot
+from orchestrator.store.changes import ChangedKeys
 from orchestrator.store.client import connect
 from orchestrator.store.reservations import LeasePolicy, ReservationStore
 from orchestrator.store.scripts import Scripts
-from orchestrator.store.stats import StatsReader
+from orchestrator.store.stats import CAMERA_PREFIXES, StatsReader
 from tests.benchmarks.http_api import BENCH_LIMITS, bench_service
 from tests.benchmarks.rawhttp import RawConnection, build
 from tests.benchmarks.stats import percentile, run_on_valkey, script_parser
@@ -78,6 +80,7 @@ class Lab:
         self.policy = LeasePolicy(lease_ms=3_600_000, default_limits=tuple(BENCH_LIMITS.items()))
         self.store = ReservationStore(self.client, self.scripts, self.policy, owner="bench")
         self.seeded = 0
+        self.tracking: list[ChangedKeys] = []
 
     async def seed_to(self, cameras: int) -> None:
         """Cameras ``stat-<seeded>`` up to ``stat-<cameras - 1>``, 10 live leases each."""
@@ -92,7 +95,15 @@ class Lab:
         self.seeded = cameras
 
     def reader(self) -> StatsReader:
-        return StatsReader(self.client, self.scripts, self.policy)
+        """A replica's reader: key tracking tells it which cameras to read again."""
+        changes = ChangedKeys(self.client, CAMERA_PREFIXES, timeout_seconds=5.0)
+        self.tracking.append(changes)
+        return StatsReader(self.client, self.scripts, self.policy, changes=changes)
+
+    async def aclose(self) -> None:
+        for changes in self.tracking:
+            await changes.aclose()
+        await self.client.aclose()
 
     async def fresh_snapshot(self, reader: StatsReader, bodies: StatsBodies) -> bytes:
         snapshot = Snapshot(await reader.read(), time.monotonic())
@@ -227,7 +238,7 @@ async def run(valkey_url: str, tmp: Path, seconds: float, pollers: int, scales: 
 
         await lab.seed_to(5000)
         large = await camera_reads(service.url, "stat-3", 300)
-    await lab.client.aclose()
+    await lab.aclose()
     growth = await growth_rounds(valkey_url, sorted(scales), rounds=5)
     for scale, ms in growth.items():
         print(f"4. cold snapshot at {scale:,} cameras: p50 {ms:.2f} ms")
@@ -251,7 +262,7 @@ async def growth_rounds(valkey_url: str, scales: list[int], rounds: int) -> dict
         for scale, lab in labs.items():
             samples[scale] += await lab.cold(4)
     for lab in labs.values():
-        await lab.client.aclose()
+        await lab.aclose()
     return {scale: median_ms(times) for scale, times in samples.items()}
 
 
