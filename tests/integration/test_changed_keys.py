@@ -84,7 +84,7 @@ async def test_a_killed_tracking_connection_is_said_and_replaced(
 ) -> None:
     await changes.take()
     assert changes.connects == 1
-    killed = await client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    killed = await client.client_kill_filter(_type="normal", skipme=True)
     assert int(killed) >= 1
     await client.set("t:a:during", 1)  # its invalidation went nowhere
     assert await changes.take() is None, "changes made while nobody listened are unknown"
