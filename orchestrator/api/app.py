@@ -20,6 +20,7 @@ from orchestrator.api import (
     routes_streams,
 )
 from orchestrator.api.stats_body import StatsBodies
+from orchestrator.api.stats_fast import StatsFastPath
 from orchestrator.api.timing import RequestTiming
 from orchestrator.auth import KeyRing
 from orchestrator.config import Settings
@@ -58,7 +59,8 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,  # a redirect would build its Location from the Host header
     )
-    body_guard.install(app, settings)  # innermost: timing and CORS wrap its early answers
+    app.add_middleware(StatsFastPath, state=lambda: app.state)
+    body_guard.install(app, settings)  # timing and CORS wrap its early answers
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -17,7 +17,7 @@ from orchestrator.api.schemas import (
     ReserveResponse,
     StatsResponse,
 )
-from orchestrator.api.stats_body import StatsBodies, camera_json, etag_matches
+from orchestrator.api.stats_body import camera_json, stats_reply
 from orchestrator.api.timefmt import iso, iso_required
 from orchestrator.domain.ids import ID_PATTERN, RESERVATION_PATTERN, room_name
 from orchestrator.errors import CameraNotFound
@@ -122,15 +122,10 @@ async def stats(
     ``?camera_id=`` answers that camera alone (see ``/stats/{camera_id}``)."""
     if camera_id is not None:
         return await _camera_response(services, camera_id)
-    snapshot = await services.stats.snapshot()
-    bodies: StatsBodies = request.app.state.stats_bodies
-    body = await bodies.body(snapshot)
-    age_s = snapshot.age_s(services.stats.clock())
-    headers = {"ETag": body.etag, "Age": str(int(age_s)), "Cache-Control": "no-cache"}
-    if etag_matches(if_none_match, body.etag):
-        return Response(status_code=304, headers=headers)
-    content = body.with_age(round(age_s * 1000))
-    return Response(content, media_type="application/json", headers=headers)
+    reply = await stats_reply(services.stats, request.app.state.stats_bodies, if_none_match)
+    if reply.status == 304:
+        return Response(status_code=304, headers=reply.headers)
+    return Response(reply.content, media_type="application/json", headers=reply.headers)
 
 
 @router.get(

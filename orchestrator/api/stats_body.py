@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.api.timefmt import iso, iso_required
-from orchestrator.stats_snapshot import Snapshot
+from orchestrator.stats_snapshot import SharedReads, Snapshot
 from orchestrator.store.stats import YIELD_EVERY, CameraStat, SourceStat, StreamStats
 
 
@@ -125,6 +125,29 @@ class StatsBodies:
         )
         etag = f'"{hashlib.blake2b(content, digest_size=16).hexdigest()}"'
         return StatsBody(content, etag, iso_required(stats.timestamp_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReply:
+    """What ``GET /api/v1/stream/stats`` answers: 200 with the body, or 304 without one."""
+
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+
+async def stats_reply(
+    snapshots: SharedReads[StreamStats], bodies: StatsBodies, if_none_match: str | None
+) -> StatsReply:
+    """The reply to one poll, from the shared snapshot: the route and the fast path
+    (``api/stats_fast.py``) both answer with it."""
+    snapshot = await snapshots.snapshot()
+    body = await bodies.body(snapshot)
+    age_s = snapshot.age_s(snapshots.clock())
+    headers = {"ETag": body.etag, "Age": str(int(age_s)), "Cache-Control": "no-cache"}
+    if etag_matches(if_none_match, body.etag):
+        return StatsReply(304, headers, b"")
+    return StatsReply(200, headers, body.with_age(round(age_s * 1000)))
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

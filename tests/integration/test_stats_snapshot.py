@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from orchestrator.api.schemas import CameraStatsResponse, StatsResponse
+from orchestrator.errors import StoreUnavailable
+from orchestrator.store.embedded import EmbeddedValkey
 from tests.harness.in_process import App, app_settings, open_app
 from tests.harness.waiting import eventually
 
@@ -110,3 +113,40 @@ async def test_one_camera_alone_by_path_and_by_query(api: App) -> None:
     missing = await api.http.get(f"{STATS}/cam-none")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "CAMERA_NOT_FOUND"
     assert (await api.http.get(f"{STATS}/bad|id")).status_code == 422
+
+
+async def test_the_fast_path_answers_what_the_route_answers(cached: App) -> None:
+    """``GET /stats`` with no query is answered by ``api/stats_fast.py``; any query goes to the
+    route. Within one snapshot both give the same bytes and headers, the same 304, and the
+    request metric counts both under the route's template."""
+    await cached.add_camera("cam-fast")
+    assert (await cached.reserve("cam-fast", "METRO")).status_code == 201
+    fast = await cached.http.get(STATS)
+    routed = await cached.http.get(STATS, params={"unused": "1"})
+    assert fast.status_code == routed.status_code == 200
+    assert fast.headers["etag"] == routed.headers["etag"], "not the same snapshot: too slow?"
+    for name in ("content-type", "cache-control", "content-length"):
+        assert fast.headers[name] == routed.headers[name], name
+    drop_age = lambda body: {k: v for k, v in body.items() if k != "snapshot_age_ms"}  # noqa: E731
+    assert drop_age(fast.json()) == drop_age(routed.json())
+    StatsResponse.model_validate_json(fast.content)
+    etag = {"If-None-Match": fast.headers["etag"]}
+    assert (await cached.http.get(STATS, headers=etag)).status_code == 304
+    assert (await cached.http.get(STATS, headers=etag, params={"x": "1"})).status_code == 304
+    registry = cached.services.metrics_registry
+    labels = {"method": "GET", "route": STATS, "status": "304"}
+    assert registry.get_sample_value("cctv_http_request_duration_seconds_count", labels) == 2
+
+
+async def test_the_fast_path_leaves_errors_to_the_route(tmp_path: Path) -> None:
+    server = EmbeddedValkey(tmp_path / "valkey")
+    url = server.start()
+    try:
+        async with open_app(app_settings(url, stats_max_age_seconds=0.0)) as app:
+            assert (await app.http.get(STATS)).status_code == 200
+            server.stop()
+            down = await app.http.get(STATS)
+            assert down.status_code == 503, down.text
+            assert down.json()["error"]["code"] == StoreUnavailable("").code
+    finally:
+        server.stop()
