@@ -59,7 +59,7 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,  # a redirect would build its Location from the Host header
     )
-    app.add_middleware(StatsFastPath, state=lambda: app.state)
+    app.add_middleware(StatsFastPath, owner=lambda: app)
     body_guard.install(app, settings)  # timing and CORS wrap its early answers
     if settings.cors_origins:
         app.add_middleware(

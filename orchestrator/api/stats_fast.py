@@ -3,11 +3,12 @@ the shared snapshot: a plain ASGI middleware, innermost, that skips routing, dep
 injection and the response classes. Those cost the poll more than the snapshot does: at a few
 thousand polls a second they were half of a replica's time.
 
-It answers with :func:`~orchestrator.api.stats_body.stats_reply`, as the route does, and sets
-the route on the scope (the request metric's label). Everything else goes on to the app,
-and so does this request when the services are not up or the read fails: the route then
-answers it, with the error body the contract gives (a 503 while Valkey is away).
-``tests/integration/test_stats_snapshot.py`` checks both paths give the same answer.
+It answers with :func:`~orchestrator.api.stats_body.stats_reply`, as the route does, and a
+failed read with the app's own handler of :class:`~orchestrator.errors.OrchestratorError`
+(the contract's error body and ``Retry-After``: a 503 while Valkey is away); it sets the route
+on the scope (the request metric's label). Everything else goes on to the app, and so does
+this request while the services are not up. ``tests/integration/test_stats_snapshot.py``
+checks both paths give the same answers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.api.stats_body import StatsBodies, stats_reply
@@ -35,9 +38,9 @@ ROUTE = _Route(PATH)
 
 
 class StatsFastPath:
-    def __init__(self, app: ASGIApp, state: Callable[[], Any]) -> None:
+    def __init__(self, app: ASGIApp, owner: Callable[[], Any]) -> None:
         self.app = app
-        self._state = state  # the app's state: services exist once the lifespan has run
+        self._owner = owner  # the FastAPI app: its state (services, once the lifespan ran)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -48,7 +51,8 @@ class StatsFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        state = self._state()
+        owner = self._owner()
+        state = owner.state
         services = getattr(state, "services", None)
         bodies: StatsBodies | None = getattr(state, "stats_bodies", None)
         if services is None or bodies is None:
@@ -58,12 +62,14 @@ class StatsFastPath:
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 if_none_match = value.decode("latin-1")
+        scope["route"] = ROUTE
         try:
             reply = await stats_reply(services.stats, bodies, if_none_match)
-        except OrchestratorError:  # the route answers it, with the contract's error body
-            await self.app(scope, receive, send)
+        except OrchestratorError as exc:  # answered as the route's would be
+            handler = owner.exception_handlers[OrchestratorError]
+            response: Response = await handler(Request(scope, receive), exc)
+            await response(scope, receive, send)
             return
-        scope["route"] = ROUTE
         headers = [(k.lower().encode(), v.encode()) for k, v in reply.headers.items()]
         if reply.status == 200:
             headers += [

@@ -150,6 +150,8 @@ class StatsReader:
     async def _read(self) -> StreamStats:
         changed = await self._changes.take() if self._changes is not None else None
         offset, since = self.clock_offset_ms, self._since
+        if changed is None or (since is not None and since[1] != offset):
+            since = None  # every camera is read: no lapsed lease need be listed
         async with translated(), self._client.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.ACTIVE_CAMERAS)
             pipe.smembers(keys.SOURCES)
@@ -157,14 +159,14 @@ class StatsReader:
                 pipe.execute(),
                 self._scripts.stats_expired(
                     [keys.ALL_LEASES],
-                    [offset, since[0] if since and since[1] == offset else -1, MOST_EXPIRED],
+                    [offset, since[0] if since is not None else -1, MOST_EXPIRED],
                 ),
             )
         active, known = listed
         covered, expired = check("stats_expired", expiring)
         sources = self._sources(known)
         cameras = sorted(active)
-        if changed is None or since is None or since[1] != offset or expired is None:
+        if changed is None or since is None or expired is None:
             wanted = cameras
         else:
             changed.update(Lease.parse(m).camera_id for m in expired)

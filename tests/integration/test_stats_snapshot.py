@@ -149,5 +149,6 @@ async def test_the_fast_path_leaves_errors_to_the_route(tmp_path: Path) -> None:
             down = await app.http.get(STATS)
             assert down.status_code == 503, down.text
             assert down.json()["error"]["code"] == StoreUnavailable("").code
+            assert int(down.headers["retry-after"]) >= 1
     finally:
         server.stop()
