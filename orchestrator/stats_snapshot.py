@@ -9,10 +9,13 @@ cost each replica one full read per request; instead a replica reads at most onc
 * a snapshot younger than ``max_age_s`` is answered as it is;
 * an older one is replaced by one new read, which every caller that arrives meanwhile awaits
   (single flight: no stampede however many pollers there are);
+* a caller never gets a read that began ``max_age_s`` or more before it came: it could miss
+  what the caller did just before asking. Such a caller waits for the next read, which all of
+  them share. So with ``max_age_s`` 0 every caller reads its own writes;
 * a failed read is not kept: its callers get the error, and the next caller reads again.
 
 A caller that gives up (a closed connection) never cancels the read the others await.
-``max_age_s`` 0 reads for every request that does not find a read in flight.
+``max_age_s`` 0 reads for every request, sharing only reads that began after it came.
 """
 
 from __future__ import annotations
@@ -68,21 +71,35 @@ class SharedReads(Generic[T]):
         self.clock = clock
         self._current: Snapshot[T] | None = None
         self._reading: asyncio.Future[Snapshot[T]] | None = None
+        self._reading_started = 0.0
 
     async def snapshot(self) -> Snapshot[T]:
-        current = self._current
-        if current is not None and current.age_s(self.clock()) < self.max_age_s:
-            return current
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self._read())
-            self._reading.add_done_callback(self._finished)
-        return await asyncio.shield(self._reading)
+        arrival = self.clock()
+        while True:
+            current = self._current
+            if current is not None and self._fresh(current.taken_at, arrival):
+                return current
+            reading = self._reading
+            if reading is None or reading.done():
+                started = self.clock()
+                reading = asyncio.ensure_future(self._read(started))
+                reading.add_done_callback(self._finished)
+                self._reading, self._reading_started = reading, started
+            started = self._reading_started
+            snapshot = await asyncio.shield(reading)
+            if self._fresh(started, arrival):
+                return snapshot
+            # That read began too long before this caller came: it may miss what the caller
+            # did just before asking. The next read, which every such caller shares, will not.
+
+    def _fresh(self, started: float, arrival: float) -> bool:
+        """A read that began less than ``max_age_s`` before the caller came, or after."""
+        return started >= arrival or arrival - started < self.max_age_s
 
     async def read(self) -> T:
         return (await self.snapshot()).value
 
-    async def _read(self) -> Snapshot[T]:
-        started = self.clock()
+    async def _read(self, started: float) -> Snapshot[T]:
         value = await self._source()
         snapshot = Snapshot(value, started)
         self._current = snapshot
@@ -91,7 +108,8 @@ class SharedReads(Generic[T]):
         return snapshot
 
     def _finished(self, reading: asyncio.Future[Snapshot[T]]) -> None:
-        self._reading = None
+        if self._reading is reading:
+            self._reading = None
         if not reading.cancelled():
             reading.exception()  # retrieved: its awaiters got it; nothing is left unlogged
 

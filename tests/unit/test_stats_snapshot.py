@@ -73,6 +73,24 @@ async def test_max_age_zero_reads_for_each_caller_that_finds_no_read_in_flight()
     assert source.reads == 3
 
 
+async def test_a_caller_never_gets_a_read_that_began_too_long_before_it_came() -> None:
+    """Read your writes: a read in flight that began ``max_age_s`` or more before a caller
+    came may miss that caller's last write, so the caller waits for the next read; the
+    callers who came during the old read all share that next one."""
+    for max_age, late in ((0.0, 0.001), (0.5, 0.6)):
+        source, clock = Source(), Clock()
+        snapshots = StatsSnapshots(source, max_age, clock=clock)
+        early = asyncio.create_task(snapshots.snapshot())
+        await asyncio.sleep(0)
+        clock.now += late
+        latecomers = [asyncio.create_task(snapshots.snapshot()) for _ in range(5)]
+        await asyncio.sleep(0)
+        source.release.set()
+        assert (await early).stats.timestamp_ms == 1
+        assert {(await c).stats.timestamp_ms for c in latecomers} == {2}, max_age
+        assert source.reads == 2
+
+
 async def test_a_failed_read_reaches_its_callers_and_is_not_kept() -> None:
     source = Source()
     source.failing = True
