@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from orchestrator.errors import OrchestratorError, QuotaExceeded, TemporaryError
 
@@ -94,6 +94,11 @@ class ServiceMetrics:
             "cctv_stats_read_seconds", "Stats snapshots read from Valkey by this replica (at "
             "most one per CCTV_STATS_MAX_AGE_SECONDS, whatever the number of pollers).",
             buckets=STATS_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.key_tracking = Gauge(
+            "cctv_stats_key_tracking", "1 while this replica's key tracking connection is up "
+            "(stats snapshots read only the cameras that changed); 0 while every snapshot "
+            "reads every camera (see the runbook).", registry=r,
         )  # fmt: skip
         self.http_seconds = Histogram(
             "cctv_http_request_duration_seconds", "HTTP requests by method, route template "

@@ -226,6 +226,7 @@ async def open_services(
     changes = ChangedKeys(
         client, CAMERA_PREFIXES, timeout_seconds=max(settings.valkey_timeout_seconds, 1.0)
     )
+    metrics.key_tracking.set_function(lambda: float(changes.up))
     stats_reader = StatsReader(client, scripts, policy, changes=changes)
     stats = StatsSnapshots(stats_reader, settings.stats_max_age_seconds, on_read=metrics.stats_read)
     streams = StreamService(

@@ -71,6 +71,11 @@ class ChangedKeys:
         self._retry_at = 0.0
         self.connects = 0  # tracking connections opened (a metric of reconnects for tests)
 
+    @property
+    def up(self) -> bool:
+        """The tracking connection is open and read (takes can say what changed)."""
+        return self._conn is not None and self._reader is not None and not self._reader.done()
+
     async def take(self) -> set[str] | None:
         """The ids changed since the last take, every write acknowledged before this call
         included; ``None`` when that is not known (read everything)."""
@@ -103,7 +108,7 @@ class ChangedKeys:
         await asyncio.shield(pong)  # a timeout drops the connection, which fails the pong
 
     async def _connected(self) -> AbstractConnection | None:
-        if self._conn is not None and self._reader is not None and not self._reader.done():
+        if self.up:
             return self._conn
         await self._drop()
         if self._clock() < self._retry_at:

@@ -145,10 +145,13 @@ async def test_the_fast_path_leaves_errors_to_the_route(tmp_path: Path) -> None:
     try:
         async with open_app(app_settings(url, stats_max_age_seconds=0.0)) as app:
             assert (await app.http.get(STATS)).status_code == 200
+            registry = app.services.metrics_registry
+            assert registry.get_sample_value("cctv_stats_key_tracking") == 1.0
             server.stop()
             down = await app.http.get(STATS)
             assert down.status_code == 503, down.text
             assert down.json()["error"]["code"] == StoreUnavailable("").code
             assert int(down.headers["retry-after"]) >= 1
+            assert registry.get_sample_value("cctv_stats_key_tracking") == 0.0
     finally:
         server.stop()
