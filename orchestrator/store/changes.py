@@ -172,7 +172,7 @@ class ChangedKeys:
                         pong.set_result(None)
         except asyncio.CancelledError:
             raise
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - tracking only saves reads: fall back to all
             log.warning("key tracking connection failed", extra={"error": type(exc).__name__})
         finally:
             self._unknown = True
@@ -203,7 +203,7 @@ class ChangedKeys:
         self._unknown = True
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # logged by the reader
                 await reader
         if conn is not None:
             with contextlib.suppress(RedisError, OSError):
