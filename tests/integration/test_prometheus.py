@@ -54,6 +54,7 @@ COUNTERS_AND_GAUGES = frozenset(
         "cctv_pushers_waiting",
         "cctv_camera_viewers",
         "cctv_state_read_ok",
+        "cctv_stats_key_tracking",
         "cctv_reservations_total",
         "cctv_quota_rejections_total",
         "cctv_pusher_starts_total",
@@ -86,6 +87,7 @@ ALERT_RUNBOOKS = {
     "CctvReconcileDrift": "reconcile-drift",
     "CctvDependencyDown": "dependency-down",
     "CctvStateUnreadable": "dependency-down",
+    "CctvStatsKeyTrackingDown": "stats-key-tracking",
     "CctvWebhookSignatureFailures": "webhook-signature-failures",
     "CctvOrchestratorDown": "orchestrator-down",
 }
