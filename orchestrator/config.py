@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     # ffmpeg: FFmpeg's WHIP muxer (half the cost; no DTLS/HTTPS identity checks);
     # aiortc: verifies both, for ingress paths over untrusted networks. See the pusher README.
     pusher_engine: Literal["ffmpeg", "aiortc"] = "ffmpeg"
+    # How the ffmpeg engine reads cameras: lean (its own RTSP/TCP reader, batched reads) or
+    # ffmpeg (FFmpeg's demuxer), for a camera the lean one cannot talk to.
+    pusher_rtsp_reader: Literal["lean", "ffmpeg"] = "lean"
     whip_url: str = ""
     whip_token: SecretStr | None = None
     pusher_tick_seconds: float = Field(default=0.25, gt=0)

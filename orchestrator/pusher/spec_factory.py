@@ -1,7 +1,8 @@
 """What to run for a camera: the runtime-neutral spec of its WHIP pusher, from settings.
 
-The pusher gets its inputs as env (``RTSP_URL``, ``WHIP_URL``, ``WHIP_TOKEN``,
-``CAMERA_ID``, ``PUSHER_ENGINE``); the spec keeps them out of its repr and out of labels. The
+The pusher gets its inputs as env (``RTSP_URL``, ``WHIP_URL``, ``WHIP_TOKEN``, ``CAMERA_ID``,
+``PUSHER_ENGINE``, ``PUSHER_RTSP_READER``); the spec keeps them out of its repr and out of
+labels. The
 WHIP endpoint and its token come from a :class:`TargetSource`: the camera's LiveKit ingress
 (``livekit.ingress.IngressManager``), or a fixed endpoint from settings (``CCTV_WHIP_URL``,
 ``CCTV_WHIP_TOKEN``) when one is configured.
@@ -57,6 +58,7 @@ class SpecFactory:
                 "WHIP_URL": target.url,
                 "WHIP_TOKEN": target.token,
                 "PUSHER_ENGINE": s.pusher_engine,
+                "PUSHER_RTSP_READER": s.pusher_rtsp_reader,
             },
             instance=s.instance,
             network=s.pusher_network,

@@ -253,7 +253,8 @@ def engine_stack(
         CCTV_PUSHER_STOP_TIMEOUT_SECONDS="5",
         CCTV_LEASE_SECONDS="300",
         CCTV_DRAIN_GRACE_SECONDS="0.2",
-        CCTV_PUSHER_ENGINE=engine,
+        CCTV_PUSHER_ENGINE=engine.removesuffix("-demux"),
+        CCTV_PUSHER_RTSP_READER="ffmpeg" if engine.endswith("-demux") else "lean",
     )
     return stack(path, valkey_url, env, whip_base_url=rig.whip_base_url)
 
@@ -269,6 +270,12 @@ def ratios(first: dict[str, float], steady: dict[str, dict[str, float]]) -> None
             f" by process time {f['process_cpu'] / a['process_cpu']:.2f}),"
             f" private memory {f['private'] / a['private']:.2f} (target <= 0.5),"
             f" Pss {f['pss'] / a['pss']:.2f}, Rss {f['rss'] / a['rss']:.2f}"
+        )
+    if "ffmpeg" in steady and "ffmpeg-demux" in steady:
+        f, d = steady["ffmpeg"], steady["ffmpeg-demux"]
+        print(
+            f"ratio lean reader / FFmpeg's demuxer (ffmpeg engine) at 1080p: CPU"
+            f" {f['cpu'] / d['cpu']:.2f}, private memory {f['private'] / d['private']:.2f}"
         )
 
 
@@ -358,8 +365,9 @@ def main() -> None:
         "--engines",
         nargs="+",
         default=["ffmpeg", "aiortc"],
-        choices=["ffmpeg", "aiortc"],
-        help="pusher engines to measure, in this order (default: both)",
+        choices=["ffmpeg", "ffmpeg-demux", "aiortc"],
+        help="pusher engines to measure, in this order (default: both); ffmpeg-demux is the"
+        " ffmpeg engine reading the camera with FFmpeg's RTSP demuxer instead of the lean reader",
     )
     parser.add_argument(
         "--many", type=int, default=20, help="then this many pushers at once (0: skip)"

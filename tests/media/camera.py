@@ -41,10 +41,12 @@ class CameraSimulator:
         password: str | None = None,
         profile: str = "baseline",
         b_frames: int = 0,
+        auth: str = "basic",
     ) -> None:
         """``profile`` (``baseline``, ``main``, ``high``) and ``b_frames`` (0-3, not with
         baseline) choose what the camera encodes; the default is Constrained Baseline without
-        B-frames, ``profile="high", b_frames=2`` a High-profile stream with B-frames."""
+        B-frames, ``profile="high", b_frames=2`` a High-profile stream with B-frames. ``auth``:
+        how credentials are asked for, ``basic`` or ``digest``."""
         if (user is None) != (password is None):
             raise ValueError("give both user and password, or neither")
         check_encoding(profile, b_frames)
@@ -57,6 +59,7 @@ class CameraSimulator:
         self.loop_seconds = loop_seconds
         self.user = user
         self.password = password
+        self.auth = auth  # how the credentials are asked for: "basic" or "digest"
         self.profile = profile
         self.b_frames = b_frames
         self.stats = ServerStats()
@@ -158,7 +161,7 @@ class CameraSimulator:
         assert task is not None and self._pacer is not None and self._loop is not None
         self._clients[task] = writer
         self.stats.clients_seen += 1
-        config = StreamConfig(self.path, self._loop, self.user, self.password)
+        config = StreamConfig(self.path, self._loop, self.user, self.password, self.auth)
         try:
             await RtspConnection(reader, writer, config, self._pacer, self.stats).serve()
         except ConnectionError:

@@ -3,14 +3,17 @@
 Real cameras differ in the details; this one is deliberately plain and strict where the
 ingest path must cope with strictness: it refuses UDP transport with ``461`` (so a client
 that does not ask for TCP fails loudly instead of silently receiving nothing through NAT),
-and with credentials configured it demands HTTP Basic on every request, OPTIONS included.
+and with credentials configured it demands them on every request, OPTIONS included: HTTP Basic,
+or Digest (RFC 2617, MD5, ``qop=auth``) when configured so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +32,7 @@ SESSION_TIMEOUT = 60
 TRACK = "trackID=0"
 METHODS = ("OPTIONS", "DESCRIBE", "SETUP", "PLAY", "GET_PARAMETER", "SET_PARAMETER", "TEARDOWN")
 REALM = "cctv-sim"
+_DIGEST_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class StreamConfig:
     loop: EncodedLoop
     user: str | None = None
     password: str | None = None
+    auth: str = "basic"  # or "digest"
 
 
 @dataclass
@@ -47,7 +52,8 @@ class ServerStats:
 
     clients_seen: int = 0
     transports_seen: list[str] = field(default_factory=list)
-    interleaved_frames_skipped: int = 0
+    interleaved_frames_skipped: int = 0  # frames clients sent (RTCP receiver reports)
+    methods_seen: list[str] = field(default_factory=list)
 
 
 def parse_transport(value: str) -> tuple[int, int] | None:
@@ -111,6 +117,7 @@ class RtspConnection:
         self.session: str | None = None
         self.sink: RtpSink | None = None
         self.playing = False
+        self.nonce = secrets.token_hex(16)
 
     async def serve(self) -> None:
         try:
@@ -136,10 +143,11 @@ class RtspConnection:
     def respond(self, request: Request) -> bytes:
         """The complete response to one request (state changes happen here, synchronously)."""
         cseq = request.cseq
+        self.stats.methods_seen.append(request.method)
         if request.version != "RTSP/1.0":
             return format_response(505, cseq)
         if not self._authorised(request):
-            return format_response(401, cseq, {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+            return format_response(401, cseq, {"WWW-Authenticate": self._challenge()})
         if request.method not in METHODS:
             return format_response(501, cseq, {"Public": ", ".join(METHODS)})
         if request.method == "OPTIONS" and request.url == "*":
@@ -204,9 +212,16 @@ class RtspConnection:
             headers["RTP-Info"] = f"url={track};seq={self.sink.first_sequence};rtptime={rtptime}"
         return 200, headers, b""
 
+    def _challenge(self) -> str:
+        if self.config.auth == "digest":
+            return f'Digest realm="{REALM}", nonce="{self.nonce}", qop="auth", algorithm=MD5'
+        return f'Basic realm="{REALM}"'
+
     def _authorised(self, request: Request) -> bool:
         if self.config.user is None:
             return True
+        if self.config.auth == "digest":
+            return self._digest_ok(request)
         expected = f"{self.config.user}:{self.config.password or ''}".encode()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "basic":
@@ -216,6 +231,26 @@ class RtspConnection:
         except ValueError:
             return False
         return hmac.compare_digest(given, expected)
+
+    def _digest_ok(self, request: Request) -> bool:
+        """RFC 2617 3.2.2 with ``qop=auth``, over this connection's nonce."""
+        scheme, _, rest = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "digest":
+            return False
+        given = {m[0].lower(): m[1] or m[2] for m in _DIGEST_PARAM.findall(rest)}
+        needed = ("username", "nonce", "uri", "nc", "cnonce", "qop", "response")
+        if any(k not in given for k in needed) or given["nonce"] != self.nonce:
+            return False
+        if given["username"] != self.config.user or given["qop"] != "auth":
+            return False
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+        ha1 = md5(f"{self.config.user}:{REALM}:{self.config.password or ''}")
+        ha2 = md5(f"{request.method}:{given['uri']}")
+        parts = (ha1, self.nonce, given["nc"], given["cnonce"], "auth", ha2)
+        return hmac.compare_digest(md5(":".join(parts)), given["response"])
 
     def _our_path(self, url: str) -> bool:
         """The stream's path, or below it (control URLs such as ``/cam/trackID=0``)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import av
 import av.error
@@ -212,3 +212,37 @@ def access_units(
         raise CameraFailure(f"camera read failed: {exc}") from None
     if not closing():
         raise CameraFailure("camera ended the stream")
+
+
+class MuxerCamera(Protocol):
+    """An open camera as the FFmpeg engine uses it, whichever reader reads it."""
+
+    info: StreamInfo
+
+    def template(self) -> Any:
+        """The video stream the muxer's output stream is made from."""
+
+    def access_units(
+        self, emit: Emit, stats: SourceStats, closing: Callable[[], bool]
+    ) -> Iterator[tuple[Packet, bytes]]:
+        """As :func:`access_units`."""
+
+    def close(self) -> None: ...
+
+
+class DemuxedCamera:
+    """A camera read by FFmpeg's RTSP demuxer (:func:`open_camera`), as a :class:`MuxerCamera`."""
+
+    def __init__(self, container: InputContainer, info: StreamInfo) -> None:
+        self._container, self.info = container, info
+
+    def template(self) -> Any:
+        return self._container.streams.video[0]
+
+    def access_units(
+        self, emit: Emit, stats: SourceStats, closing: Callable[[], bool]
+    ) -> Iterator[tuple[Packet, bytes]]:
+        return access_units(self._container, emit, stats, closing)
+
+    def close(self) -> None:
+        self._container.close()

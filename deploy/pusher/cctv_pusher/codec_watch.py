@@ -82,6 +82,11 @@ class CodecWatch:
         self.reported: CodecReport | None = None
         self.slices_read = 0  # slice headers parsed: what the watch costs, for tests
 
+    @property
+    def b_frames(self) -> bool:
+        """Whether a B slice has been seen since the parameter sets last changed."""
+        return self._b_frames
+
     def feed(self, data: bytes, pts: int | None, keyframe: bool) -> None:
         """One access unit (Annex-B) as demuxed, with its pts and keyframe flag."""
         reordered = pts is not None and self._last_pts is not None and pts < self._last_pts

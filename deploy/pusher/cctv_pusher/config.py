@@ -12,6 +12,10 @@ from urllib.parse import urlsplit
 # ffmpeg: FFmpeg's own WHIP muxer, all in C (the default, about half the CPU and memory);
 # aiortc: packetized in Python, and it verifies the DTLS fingerprint and the HTTPS certificate.
 ENGINES = ("ffmpeg", "aiortc")
+# How the ffmpeg engine reads the camera. lean: the pusher's own RTSP/TCP reader, batched reads
+# (the default; rtsps:// always goes to FFmpeg); ffmpeg: FFmpeg's RTSP demuxer, for a camera
+# the lean reader cannot talk to. The aiortc engine always uses FFmpeg's demuxer.
+READERS = ("lean", "ffmpeg")
 
 
 class ConfigError(ValueError):
@@ -31,6 +35,7 @@ class PusherConfig:
     stats_interval_s: float = 10.0
     ice_servers: tuple[str, ...] = ()
     engine: str = "ffmpeg"  # one of ENGINES
+    rtsp_reader: str = "lean"  # one of READERS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PusherConfig:
@@ -44,6 +49,10 @@ class PusherConfig:
         engine = env.get("PUSHER_ENGINE", "").strip().lower() or "ffmpeg"
         if engine not in ENGINES:
             raise ConfigError(f"PUSHER_ENGINE must be one of {', '.join(ENGINES)}, got {engine!r}")
+        reader = env.get("PUSHER_RTSP_READER", "").strip().lower() or "lean"
+        if reader not in READERS:
+            choices = ", ".join(READERS)
+            raise ConfigError(f"PUSHER_RTSP_READER must be one of {choices}, got {reader!r}")
         servers = tuple(
             s.strip() for s in env.get("PUSHER_ICE_SERVERS", "").split(",") if s.strip()
         )
@@ -59,6 +68,7 @@ class PusherConfig:
             stats_interval_s=_seconds(env, "PUSHER_STATS_INTERVAL_SECONDS", 10.0),
             ice_servers=servers,
             engine=engine,
+            rtsp_reader=reader,
         )
 
 

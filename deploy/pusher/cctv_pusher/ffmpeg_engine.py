@@ -33,24 +33,25 @@ from collections.abc import Callable
 
 import av
 import av.error
-from av.container import InputContainer, OutputContainer
+from av.container import OutputContainer
 
 from . import ExitCode
 from .camera import (
     CameraFailure,
+    DemuxedCamera,
+    MuxerCamera,
     SourceStats,
     StatsLine,
-    StreamInfo,
-    access_units,
     open_camera,
 )
 from .certificate import Certificate, CertificateError, make_certificate
 from .config import PusherConfig
 from .deadline import hard_deadline
+from .lean_camera import BFramesSeen, open_lean
 from .logs import Log, safe_url
 from .memory import heap_trimmer
 
-PIPELINE = ("rtsp-tcp-demux", "h264-passthrough", "ffmpeg-whip-muxer")
+PIPELINE = ("h264-passthrough", "ffmpeg-whip-muxer")  # after the reader's name
 FALLBACK = None  # what :func:`run` returns when the aiortc engine should publish instead
 DELETE_TIMEOUT_S = 3.0
 DEADLINE_MARGIN_S = 2.0
@@ -69,22 +70,25 @@ class _Pump:
     """The worker thread: demux → mux until the camera or the session fails, or ``stop``."""
 
     def __init__(
-        self, log: Log, source: InputContainer, output: OutputContainer, stop: threading.Event
+        self, log: Log, source: MuxerCamera, output: OutputContainer, stop: threading.Event
     ) -> None:
         self.stats = SourceStats()
         self.camera_failure: str | None = None
         self.whip_failure: str | None = None
+        self.b_frames = False
         self._log, self._source, self._output, self._stop = log, source, output, stop
         self._stream = output.streams.video[0]
         self.thread = threading.Thread(target=self._run, name="pump", daemon=True)
 
     def _run(self) -> None:
         try:
-            for packet, _ in access_units(self._source, self._log, self.stats, self._stop.is_set):
+            for packet, _ in self._source.access_units(self._log, self.stats, self._stop.is_set):
                 packet.stream = self._stream
                 self._output.mux(packet)
         except CameraFailure as exc:
             self.camera_failure = str(exc)
+        except BFramesSeen:
+            self.b_frames = True
         except (av.error.FFmpegError, OSError) as exc:
             self.whip_failure = f"the muxer failed: {exc}"
         finally:
@@ -99,24 +103,35 @@ def run(config: PusherConfig, log: Log) -> ExitCode | None:
     log.info("starting", camera=safe_url(config.rtsp_url), whip=safe_url(config.whip_url))
     started = time.monotonic()
     try:
-        source, info = open_camera(config)
+        source = _open(config)
     except CameraFailure as exc:
         log.error("camera_failed", reason=str(exc))
         return ExitCode.CAMERA
     try:
-        return _with_camera(config, log, source, info, stop, started)
+        return _with_camera(config, log, source, stop, started)
     finally:
         source.close()
+
+
+def reader_of(config: PusherConfig) -> str:
+    """Which reader reads the camera: the configured one, but FFmpeg's for ``rtsps://``."""
+    return "ffmpeg" if config.rtsp_url.startswith("rtsps:") else config.rtsp_reader
+
+
+def _open(config: PusherConfig) -> MuxerCamera:
+    if reader_of(config) == "lean":
+        return open_lean(config)
+    return DemuxedCamera(*open_camera(config))
 
 
 def _with_camera(
     config: PusherConfig,
     log: Log,
-    source: InputContainer,
-    info: StreamInfo,
+    source: MuxerCamera,
     stop: threading.Event,
     started: float,
 ) -> ExitCode | None:
+    info = source.info
     log.info(
         "camera_open",
         codec=info.codec,
@@ -131,7 +146,9 @@ def _with_camera(
     if info.b_frames:
         log.info("engine_fallback", engine="aiortc", reason=B_FRAMES)
         return FALLBACK
-    log.info("pipeline", engine="ffmpeg", elements=list(PIPELINE), decoder=None, encoder=None)
+    reader = "rtsp-tcp-lean-reader" if reader_of(config) == "lean" else "rtsp-tcp-demux"
+    elements = [reader, *PIPELINE]
+    log.info("pipeline", engine="ffmpeg", elements=elements, decoder=None, encoder=None)
     try:
         cert = make_certificate()
     except CertificateError as exc:
@@ -139,7 +156,8 @@ def _with_camera(
         return ExitCode.WHIP
     try:
         output = av.open(config.whip_url, "w", format="whip", options=_muxer_options(config, cert))
-        output.add_stream_from_template(source.streams.video[0])
+        # The lean reader's template is parameter sets only: the size comes from its SPS.
+        output.add_stream_from_template(source.template(), width=info.width, height=info.height)
         return _publish(config, log, source, output, stop, started, cert)
     except (av.error.FFmpegError, OSError) as exc:
         log.error("whip_failed", reason=f"cannot set up the muxer: {exc}", status=None)
@@ -164,7 +182,7 @@ def _muxer_options(config: PusherConfig, cert: Certificate) -> dict[str, str]:
 def _publish(
     config: PusherConfig,
     log: Log,
-    source: InputContainer,
+    source: MuxerCamera,
     output: OutputContainer,
     stop: threading.Event,
     started: float,
@@ -191,6 +209,10 @@ def _publish(
     # The pump ends at its next packet, or when FFmpeg's socket timeout fails a stalled read.
     # Once ``stop`` is set it never muxes again, so the trailer below cannot race it.
     pump.thread.join(config.rtsp_read_timeout_s + DEADLINE_MARGIN_S)
+    if pump.b_frames:  # the lean reader's SPS did not announce them; the slices did
+        log.info("engine_fallback", engine="aiortc", reason=B_FRAMES)
+        _close(log, output)
+        return FALLBACK
     code = _outcome(log, pump, stalled)
     _close(log, output)
     return code

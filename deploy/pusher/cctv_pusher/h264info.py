@@ -62,6 +62,7 @@ class SpsInfo:
     chroma_format_idc: int
     bit_depth: int  # luma
     frame_mbs_only: bool  # False: the stream may be interlaced (fields or MBAFF)
+    max_num_reorder_frames: int | None = None  # VUI bitstream_restriction; None when absent
 
     @property
     def profile_level_id(self) -> str:
@@ -208,7 +209,7 @@ def parse_sps(nal: bytes) -> SpsInfo:
         bits.flag()  # mb_adaptive_frame_field_flag
     bits.flag()  # direct_8x8_inference_flag
     crop = (bits.ue(), bits.ue(), bits.ue(), bits.ue()) if bits.flag() else (0, 0, 0, 0)
-    fps = _vui_fps(bits) if bits.flag() else None
+    fps, reorder = _vui(bits) if bits.flag() else (None, None)
     width, height = _cropped_size(
         width_mbs, height_units, frame_mbs_only, 0 if separate_planes else chroma_format_idc, crop
     )
@@ -224,6 +225,7 @@ def parse_sps(nal: bytes) -> SpsInfo:
         chroma_format_idc=chroma_format_idc,
         bit_depth=bit_depth,
         frame_mbs_only=frame_mbs_only,
+        max_num_reorder_frames=reorder,
     )
 
 
@@ -247,9 +249,12 @@ def _cropped_size(
     return width, height
 
 
-def _vui_fps(bits: BitReader) -> float | None:
-    """Frame rate from the VUI's timing_info (E.1.1), when present: time_scale counts ticks of
-    ``num_units_in_tick``, and a frame lasts two ticks (E.2.1, fields)."""
+def _vui(bits: BitReader) -> tuple[float | None, int | None]:
+    """``(fps, max_num_reorder_frames)`` from the VUI (E.1.1), each None when absent.
+
+    The frame rate is from timing_info: time_scale counts ticks of ``num_units_in_tick``, and a
+    frame lasts two ticks (E.2.1, fields). The reorder depth is from bitstream_restriction: above
+    0, frames come out of decode order, which is what B-frames need."""
     if bits.flag() and bits.u(8) == 255:  # aspect_ratio_info_present_flag; Extended_SAR
         bits.u(32)  # sar_width, sar_height
     if bits.flag():  # overscan_info_present_flag
@@ -261,12 +266,37 @@ def _vui_fps(bits: BitReader) -> float | None:
     if bits.flag():  # chroma_loc_info_present_flag
         bits.ue()
         bits.ue()
-    if not bits.flag():  # timing_info_present_flag
-        return None
-    units, scale = bits.u(32), bits.u(32)
-    if units == 0 or scale == 0:
-        return None  # both "shall be greater than 0"; a camera that writes 0 tells us nothing
-    return round(scale / (2 * units), 3)
+    fps = None
+    if bits.flag():  # timing_info_present_flag
+        units, scale = bits.u(32), bits.u(32)
+        bits.flag()  # fixed_frame_rate_flag
+        if units and scale:  # both "shall be greater than 0"; 0 tells us nothing
+            fps = round(scale / (2 * units), 3)
+    try:
+        hrd = [bits.flag() and _skip_hrd(bits) for _ in range(2)]  # NAL, then VCL
+        if any(hrd):
+            bits.flag()  # low_delay_hrd_flag
+        bits.flag()  # pic_struct_present_flag
+        if not bits.flag():  # bitstream_restriction_flag
+            return fps, None
+        bits.flag()  # motion_vectors_over_pic_boundaries_flag
+        for _ in range(4):  # max_bytes_per_pic_denom ... log2_max_mv_length_vertical
+            bits.ue()
+        return fps, _expect(bits.ue(), 16, "max_num_reorder_frames")
+    except H264Error:
+        return fps, None  # a truncated tail: what came before it still holds
+
+
+def _skip_hrd(bits: BitReader) -> bool:
+    """Read past hrd_parameters() (E.1.2); True (it was present)."""
+    count = _expect(bits.ue(), 31, "cpb_cnt_minus1") + 1
+    bits.u(8)  # bit_rate_scale, cpb_size_scale
+    for _ in range(count):
+        bits.ue()  # bit_rate_value_minus1
+        bits.ue()  # cpb_size_value_minus1
+        bits.flag()  # cbr_flag
+    bits.u(20)  # four 5-bit lengths
+    return True
 
 
 def slice_type(nal: bytes) -> int:

@@ -1,0 +1,167 @@
+"""The FFmpeg engine's camera through the lean RTSP reader (:mod:`.rtsp_client`).
+
+It hands the engine what FFmpeg's demuxer would: a stream to build the muxer's output stream
+from, what the camera encodes, and ``av.Packet`` access units with their pts (90 kHz) and
+keyframe flags. The stream template is a raw H.264 stream holding just the camera's SPS and PPS
+(from the SDP, else from the first keyframe that carries them), so the muxer reads the real
+profile-level-id and prepends the parameter sets to IDRs, as with FFmpeg's demuxer.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from typing import Any
+
+import av
+import av.error
+from av.container import InputContainer
+
+from .camera import HEAD_BYTES, START_CODE, CameraFailure, Packet, SourceStats, StreamInfo
+from .codec_watch import CodecWatch, Emit
+from .config import PusherConfig
+from .h264info import H264Error, parse_sps
+from .rtp_h264 import AccessUnit
+from .rtsp_client import RtspError, RtspSession
+
+TIME_BASE = Fraction(1, 90000)  # RTP's clock for video
+NAL_SPS, NAL_PPS = 7, 8
+
+
+class BFramesSeen(Exception):
+    """The camera's slices turned out to be B slices, which the WHIP muxer cannot send."""
+
+
+class LeanCamera:
+    """One open camera session. :meth:`close` ends it (TEARDOWN)."""
+
+    def __init__(self, session: RtspSession, fps: float | None, pending: list[AccessUnit]) -> None:
+        self._session = session
+        self._fps = fps
+        self._pending = pending  # access units read while looking for parameter sets
+        self._template: InputContainer | None = None
+        self.extradata = b""
+        self.info = StreamInfo("h264", 0, 0, None, b_frames=False)
+
+    def template(self) -> Any:
+        """The video stream to pass to ``add_stream_from_template``, valid until
+        :meth:`access_units` starts (its container, with the decoder FFmpeg probed it with,
+        is freed then)."""
+        assert self._template is not None, "the template is gone once reading started"
+        return self._template.streams.video[0]
+
+    def close(self) -> None:
+        self._session.close()
+        self._free_template()
+
+    def _free_template(self) -> None:
+        if self._template is not None:
+            self._template.close()
+            self._template = None
+
+    def access_units(
+        self, emit: Emit, stats: SourceStats, closing: Callable[[], bool] = lambda: False
+    ) -> Iterator[tuple[Packet, bytes]]:
+        """Like :func:`.camera.access_units`: ``(packet, bytes)``, all of a keyframe's bytes
+        and the first :data:`HEAD_BYTES` of others. Raises :class:`CameraFailure` when the
+        camera fails or ends, :class:`BFramesSeen` when B slices turn up."""
+        self._free_template()
+        codec = CodecWatch(emit, self.extradata, self._fps)
+        ready = self._session.depacketizer.ready
+        ready.extendleft(reversed(self._pending))
+        self._pending = []
+        origin: int | None = None
+        while not closing():
+            if not ready:
+                try:
+                    self._session.read()
+                except RtspError as exc:
+                    raise CameraFailure(str(exc)) from None
+                continue
+            unit = ready.popleft()
+            if origin is None:
+                origin = unit.timestamp
+            packet = av.Packet(unit.data)
+            packet.pts = packet.dts = unit.timestamp - origin
+            packet.time_base = TIME_BASE
+            data = unit.data if unit.keyframe else unit.data[:HEAD_BYTES]
+            codec.feed(data, packet.pts, unit.keyframe)
+            if codec.b_frames:
+                raise BFramesSeen
+            if unit.keyframe:
+                packet.is_keyframe = True
+                stats.keyframes += 1
+            stats.packets += 1
+            stats.bytes += len(unit.data)
+            yield packet, data
+
+    def _describe(self, sps: bytes, pps: bytes) -> None:
+        try:
+            parsed = parse_sps(sps)
+        except H264Error as exc:
+            raise CameraFailure(f"the camera's SPS is unreadable: {exc}") from None
+        reorder = parsed.max_num_reorder_frames
+        self.info = StreamInfo("h264", parsed.width, parsed.height, parsed.profile, bool(reorder))
+        self.extradata = START_CODE + sps + START_CODE + pps
+        try:
+            template = av.open(
+                io.BytesIO(self.extradata),
+                "r",
+                format="h264",
+                options={"probesize": "32", "analyzeduration": "0", "fpsprobesize": "0"},
+            )
+        except (av.error.FFmpegError, OSError) as exc:
+            raise CameraFailure(f"FFmpeg refused the camera's parameter sets: {exc}") from None
+        self._template = template
+        if not template.streams.video:
+            raise CameraFailure("FFmpeg found no video in the camera's parameter sets")
+
+
+def open_lean(config: PusherConfig) -> LeanCamera:
+    """Connect and describe the stream (blocking); :class:`CameraFailure` if it is unusable."""
+    deadline = time.monotonic() + config.rtsp_open_timeout_s
+    session = RtspSession(config.rtsp_url, config.rtsp_open_timeout_s, config.rtsp_read_timeout_s)
+    try:
+        video = session.open()
+    except RtspError as exc:
+        raise CameraFailure(f"cannot open the camera stream: {exc}") from None
+    try:
+        sps, pps = _parameter_sets(video.parameter_sets)
+        pending: list[AccessUnit] = []
+        while sps is None or pps is None:  # not in the SDP: the first keyframe that has them
+            if time.monotonic() > deadline:
+                raise CameraFailure("cannot open the camera stream: no SPS/PPS in time")
+            sps, pps, pending = _from_stream(session)
+        camera = LeanCamera(session, video.fps, pending)
+        camera._describe(sps, pps)
+    except RtspError as exc:
+        session.abort()
+        raise CameraFailure(f"cannot open the camera stream: {exc}") from None
+    except CameraFailure:
+        session.abort()
+        raise
+    return camera
+
+
+def _parameter_sets(nals: tuple[bytes, ...]) -> tuple[bytes | None, bytes | None]:
+    sps = next((n for n in nals if n and n[0] & 0x1F == NAL_SPS), None)
+    pps = next((n for n in nals if n and n[0] & 0x1F == NAL_PPS), None)
+    return sps, pps
+
+
+def _from_stream(session: RtspSession) -> tuple[bytes | None, bytes | None, list[AccessUnit]]:
+    """Read once: the parameter sets of the first keyframe carrying both, and the access units
+    from that keyframe on. What comes before such a keyframe is of no use to a viewer."""
+    session.read()
+    ready = session.depacketizer.ready
+    while ready:
+        unit = ready.popleft()
+        if unit.keyframe:
+            sps, pps = _parameter_sets(tuple(unit.data.split(START_CODE)))
+            if sps is not None and pps is not None:
+                pending = [unit, *ready]
+                ready.clear()
+                return sps, pps, pending
+    return None, None, []

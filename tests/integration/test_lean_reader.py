@@ -1,0 +1,116 @@
+"""The FFmpeg engine's lean RTSP reader against the real camera simulator (no mocks).
+
+The simulator runs on this event loop; the reader blocks, so it runs in a thread. NAL-unit
+digests prove the reader hands on the camera's own bytes; the simulator's record of methods
+and client frames proves the keep-alive, the RTCP receiver reports and the TEARDOWN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from cctv_pusher.camera import CameraFailure, SourceStats
+from cctv_pusher.config import PusherConfig
+from cctv_pusher.lean_camera import LeanCamera, open_lean
+
+from tests.media import rtsp_server
+from tests.media.camera import CameraSimulator
+from tests.media.h264 import nal_digest, split_annexb
+
+SIZE = (640, 360)
+
+
+def config(url: str, read_timeout_s: float = 5.0) -> PusherConfig:
+    return PusherConfig(
+        rtsp_url=url,
+        whip_url="http://127.0.0.1:9/w",
+        whip_token="",
+        rtsp_open_timeout_s=5.0,
+        rtsp_read_timeout_s=read_timeout_s,
+    )
+
+
+def read(url: str, count: int) -> tuple[LeanCamera, list[tuple[bytes, bool, int]]]:
+    """Open and read ``count`` access units as (bytes, keyframe, pts); the camera is closed."""
+    camera = open_lean(config(url))
+    units: list[tuple[bytes, bool, int]] = []
+    try:
+        for packet, _ in camera.access_units(noop, SourceStats(), never):
+            assert packet.pts is not None
+            units.append((bytes(packet), packet.is_keyframe, packet.pts))
+            if len(units) == count:
+                break
+    finally:
+        camera.close()
+    return camera, units
+
+
+def noop(*_: object, **__: object) -> None:
+    pass
+
+
+def never() -> bool:
+    return False
+
+
+@pytest.mark.parametrize("auth", ["basic", "digest"])
+async def test_the_cameras_own_access_units_with_either_kind_of_credentials(auth: str) -> None:
+    sim = CameraSimulator(port=0, size=SIZE, loop_seconds=1, user="op", password="s3:/@", auth=auth)
+    async with sim:
+        camera, units = await asyncio.to_thread(read, sim.credentials_url, 30)
+        await asyncio.sleep(0.2)  # the TEARDOWN reaches the simulator
+    assert (camera.info.width, camera.info.height, camera.info.b_frames) == (*SIZE, False)
+    assert units[0][1], "the first access unit handed on is a keyframe"
+    digests = {nal_digest(nal) for data, _, _ in units for nal in split_annexb(data)}
+    assert digests <= sim.nal_digests and len(digests) > 20
+    assert [pts for _, _, pts in units] == [i * 3600 for i in range(30)]  # 90 kHz, from 0
+    methods = sim.stats.methods_seen
+    assert methods[-1] == "TEARDOWN" and "PLAY" in methods
+    assert methods.count("DESCRIBE") == 1 and methods.count("OPTIONS") == 2  # one 401 first
+    assert sim.errors == []
+
+
+@pytest.mark.parametrize("auth", ["basic", "digest"])
+async def test_wrong_or_missing_credentials_fail_the_open_clearly(auth: str) -> None:
+    sim = CameraSimulator(port=0, size=SIZE, loop_seconds=1, user="op", password="right", auth=auth)
+    async with sim:
+        wrong = sim.url.replace("rtsp://", "rtsp://op:wrong@")
+        for url, reason in ((wrong, "refused the credentials (401)"), (sim.url, "wants")):
+            with pytest.raises(CameraFailure, match="cannot open the camera stream") as failed:
+                await asyncio.to_thread(open_lean, config(url))
+            assert reason in str(failed.value) and "wrong" not in str(failed.value)
+        assert sim.transports_seen == ()  # nobody got as far as SETUP
+
+
+async def test_keep_alives_and_receiver_reports_hold_the_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rtsp_server, "SESSION_TIMEOUT", 2)  # a keep-alive each second
+    async with CameraSimulator(port=0, size=SIZE, loop_seconds=1) as sim:
+        _, units = await asyncio.to_thread(read, sim.url, 25 * 7)  # 7 s: one report at least
+        await asyncio.sleep(0.2)
+    assert len(units) == 25 * 7
+    assert sim.stats.methods_seen.count("GET_PARAMETER") >= 4
+    assert sim.stats.interleaved_frames_skipped >= 1, "no RTCP receiver report reached it"
+
+
+async def test_a_camera_that_goes_away_fails_the_read() -> None:
+    sim = CameraSimulator(port=0, size=SIZE, loop_seconds=1)
+    async with sim:
+        camera = await asyncio.to_thread(open_lean, config(sim.url))
+    try:
+        with pytest.raises(CameraFailure, match=r"camera ended the stream|camera read failed"):
+            await asyncio.to_thread(
+                lambda: [None for _ in camera.access_units(noop, SourceStats(), never)]
+            )
+    finally:
+        camera.close()
+
+
+async def test_b_frames_announced_by_the_sps_are_known_at_open() -> None:
+    sim = CameraSimulator(port=0, size=SIZE, loop_seconds=1, profile="high", b_frames=2)
+    async with sim:
+        camera = await asyncio.to_thread(open_lean, config(sim.url))
+        camera.close()
+    assert camera.info.b_frames and camera.info.profile == "High"
