@@ -8,6 +8,7 @@ and client frames proves the keep-alive, the RTCP receiver reports and the TEARD
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from cctv_pusher.camera import CameraFailure, SourceStats
@@ -114,3 +115,27 @@ async def test_b_frames_announced_by_the_sps_are_known_at_open() -> None:
         camera = await asyncio.to_thread(open_lean, config(sim.url))
         camera.close()
     assert camera.info.b_frames and camera.info.profile == "High"
+
+
+async def test_a_redirect_to_another_host_and_port_is_followed() -> None:
+    """A front door that answers DESCRIBE with 302 to the camera (as some NVRs do)."""
+    async with CameraSimulator(port=0, size=SIZE, loop_seconds=1) as sim:
+
+        async def front_door(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while head := await reader.readuntil(b"\r\n\r\n"):
+                    cseq = next(h for h in head.decode().split("\r\n") if h.startswith("CSeq"))
+                    if head.startswith(b"OPTIONS"):
+                        reply = f"RTSP/1.0 200 OK\r\n{cseq}\r\nPublic: DESCRIBE\r\n\r\n"
+                    else:
+                        location = sim.url.replace("127.0.0.1", "localhost")
+                        reply = f"RTSP/1.0 302 Moved\r\n{cseq}\r\nLocation: {location}\r\n\r\n"
+                    writer.write(reply.encode())
+                    await writer.drain()
+            writer.close()
+
+        door = await asyncio.start_server(front_door, "127.0.0.1", 0)
+        port = door.sockets[0].getsockname()[1]
+        async with door:
+            _, units = await asyncio.to_thread(read, f"rtsp://127.0.0.1:{port}/door", 10)
+    assert len(units) == 10 and units[0][1]

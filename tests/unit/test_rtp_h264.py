@@ -41,9 +41,12 @@ def frames(units: list[list[bytes]], seq: int = 65530, ts: int = 2**32 - 7200) -
 
 def test_access_units_come_back_byte_identical_with_keyframes_flagged() -> None:
     units = [[SPS, PPS, IDR], [P_SLICE], [P_SLICE], [SPS, PPS, IDR]]
-    got = feed(frames(units))
+    packets = frames(units)  # sequence numbers from 65530: they wrap in the first IDR
+    d = H264Depacketizer()
+    got = feed(packets, d)
     assert [u.data for u in got] == [annex_b(nals) for nals in units]
     assert [u.keyframe for u in got] == [True, False, False, True]
+    assert d.highest_seq == 65530 + len(packets) - 1 and d.ssrc == 7  # for receiver reports
 
 
 def test_timestamps_run_on_across_the_32_bit_wrap() -> None:

@@ -53,6 +53,10 @@ from .memory import heap_trimmer
 
 PIPELINE = ("h264-passthrough", "ffmpeg-whip-muxer")  # after the reader's name
 FALLBACK = None  # what :func:`run` returns when the aiortc engine should publish instead
+# RTP packets of the aiortc engine's size (12-byte header + 1,300 bytes of H.264, aiortc's
+# PACKET_MAX): 9 % fewer packets than the muxer's default 1,200, and with SRTP's tag 1,322 bytes
+# of UDP payload, within Pion's 1,460-byte receive MTU and tunnels' (WireGuard 1,420, VXLAN 1,450).
+RTP_PACKET_BYTES = 1312
 DELETE_TIMEOUT_S = 3.0
 DEADLINE_MARGIN_S = 2.0
 B_FRAMES = "the camera sends B-frames, which FFmpeg's WHIP muxer refuses"
@@ -172,7 +176,7 @@ def _muxer_options(config: PusherConfig, cert: Certificate) -> dict[str, str]:
         "cert_file": str(cert.cert_file),
         "key_file": str(cert.key_file),
         "handshake_timeout": str(round(config.ice_connect_timeout_s * 1000)),  # ICE + DTLS, ms
-        "pkt_size": "1200",  # what Pion (LiveKit's ingress) takes
+        "pkt_size": str(RTP_PACKET_BYTES),
     }
     if config.whip_token:
         options["authorization"] = config.whip_token

@@ -9,7 +9,8 @@ and every access unit after it until the next IDR: a decoder cannot use frames w
 references are gone. Over RTSP/TCP that only happens when the camera itself drops packets.
 
 The per-packet work is one ``struct`` unpack and a few integer tests; payload bytes are sliced
-as views and copied once, when the access unit is joined.
+as views of the read buffer and copied once, when the access unit is joined (or, for one still
+arriving, by :meth:`H264Depacketizer.detach` before the buffer is reused).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class H264Depacketizer:
         self.lost = 0  # packets missing from the sequence
         self.spoiled = 0  # access units dropped for a loss (waiting for an IDR included)
         self.ssrc: int | None = None
-        self.highest_seq = -1  # extended (cycles * 65536 + seq), for receiver reports
+        self._cycles = 0  # 65536 per sequence number wrap
+        self._last_seq: int | None = None
         self._parts: list[bytes | memoryview] = []
         self._timestamp: int | None = None
         self._idr = False
@@ -50,25 +52,58 @@ class H264Depacketizer:
         self._epoch = 0  # 2**32 per timestamp wrap
         self._last_raw_ts: int | None = None
 
+    @property
+    def highest_seq(self) -> int:
+        """The extended highest sequence number (cycles * 65536 + seq), for receiver reports;
+        -1 before any packet."""
+        return -1 if self._last_seq is None else self._cycles + self._last_seq
+
+    @property
+    def partial(self) -> bool:
+        """An access unit has begun and has not ended yet (its marker bit is still to come)."""
+        return bool(self._parts)
+
+    def detach(self) -> None:
+        """Copy the unfinished access unit's bytes: the buffer its packets were read into is
+        about to be reused."""
+        if len(self._parts) > 1 or (self._parts and isinstance(self._parts[0], memoryview)):
+            self._parts = [b"".join(self._parts)]
+
     def push(self, packet: memoryview) -> None:
         """One RTP packet (header included). Malformed packets are ignored."""
         size = len(packet)
         if size < 13:
             return
         flags, mark_pt, seq, raw_ts, self.ssrc = _RTP.unpack_from(packet)
-        if flags >> 6 != 2:
+        if flags == 0x80 and seq == self._next_seq and raw_ts == self._last_raw_ts:
+            # Most packets: no CSRC, extension or padding, next in sequence, same picture.
+            self._last_seq, self._next_seq = seq, (seq + 1) & 0xFFFF
+            if not seq:
+                self._cycles += 0x10000
+            if size > 14 and packet[12] & 0x1F == FU_A and not packet[13] & 0x80 and self._parts:
+                self._parts.append(packet[14:])  # a fragment after the first: its data only
+            else:
+                self._payload(packet, 12, size)
+        elif not self._general(packet, size, flags, seq, raw_ts):
             return
+        if mark_pt & 0x80:
+            self._finish()
+
+    def _general(self, packet: memoryview, size: int, flags: int, seq: int, raw_ts: int) -> bool:
+        """Any other packet; False when it is dropped (malformed, late or repeated)."""
+        if flags >> 6 != 2:
+            return False
         start = 12 + 4 * (flags & 0x0F)
         if flags & 0x10:  # header extension: 4 bytes, then its length in 32-bit words
             if size < start + 4:
-                return
+                return False
             start += 4 + 4 * _U16.unpack_from(packet, start + 2)[0]
         stop = size - packet[size - 1] if flags & 0x20 else size
         if stop <= start:
-            return
+            return False
         gap = self._sequence(seq)
         if gap is None:
-            return
+            return False
         timestamp = self._unwrap(raw_ts)
         if timestamp != self._timestamp:
             if self._parts or self._broken:
@@ -77,8 +112,7 @@ class H264Depacketizer:
             self._timestamp = timestamp
         self._broken |= gap
         self._payload(packet, start, stop)
-        if mark_pt & 0x80:
-            self._finish()
+        return True
 
     def _sequence(self, seq: int) -> bool | None:
         """Track the sequence number: True when packets are missing before this one, None for
@@ -91,11 +125,9 @@ class H264Depacketizer:
                 return None
             self.lost += missing
             gap = True
-        self._next_seq = (seq + 1) & 0xFFFF
-        cycles = self.highest_seq >> 16 if self.highest_seq >= 0 else 0
-        if self.highest_seq >= 0 and seq < (self.highest_seq & 0xFFFF) - 0x8000:
-            cycles += 1
-        self.highest_seq = max(self.highest_seq, (cycles << 16) | seq)
+        if self._last_seq is not None and seq < self._last_seq:
+            self._cycles += 0x10000
+        self._last_seq, self._next_seq = seq, (seq + 1) & 0xFFFF
         return gap
 
     def _unwrap(self, raw: int) -> int:

@@ -34,6 +34,10 @@ MAX_HEAD_BYTES = 16 * 1024  # an RTSP response head longer than this is not one
 MAX_REDIRECTS = 3
 DEFAULT_SESSION_TIMEOUT_S = 60
 REPORT_INTERVAL_S = 5.0
+# While an access unit is arriving, wait this long before reading again, so that one read takes
+# the rest of it. Without the wait every TCP segment (1,448 bytes on Ethernet) wakes the reader,
+# and the wake-ups, not the reads, are what costs: at most this much latency per frame.
+COALESCE_S = 0.003
 _FRAME = struct.Struct(">BH")  # channel, length (after the '$')
 _REPORT = struct.Struct(">BBHIIIIIII")
 
@@ -77,10 +81,7 @@ class RtspSession:
         if parts.scheme != "rtsp" or not parts.hostname:
             raise RtspError("the lean reader takes rtsp://host[:port]/path URLs")
         self._host, self._port = parts.hostname, parts.port or DEFAULT_PORT
-        netloc = f"[{self._host}]" if ":" in self._host else self._host
-        if parts.port:
-            netloc += f":{parts.port}"
-        self._url = urlunsplit(("rtsp", netloc, parts.path or "/", parts.query, ""))
+        self._url = _without_userinfo(url)
         self._credentials = (
             Credentials(unquote(parts.username or ""), unquote(parts.password or ""))
             if parts.username is not None
@@ -88,7 +89,11 @@ class RtspSession:
         )
         self._open_timeout_s, self._read_timeout_s = open_timeout_s, read_timeout_s
         self._sock: socket.socket | None = None
-        self._rest = b""
+        self._rest = b""  # read past the last response while opening
+        # Streaming reads land here, after the unparsed rest of the last one (under 64 KiB).
+        self._buf = bytearray(2 * RECV_BYTES)
+        self._view = memoryview(self._buf)
+        self._held = 0  # unparsed bytes at the start of the buffer
         self._cseq = 0
         self._session: str | None = None
         self._aggregate = self._url
@@ -151,11 +156,24 @@ class RtspSession:
                 location = response.header("location")
                 if not location:
                     raise RtspError(f"DESCRIBE: redirect {response.status} without a Location")
-                self._url = url = urljoin(url, location)
+                self._url = url = _without_userinfo(urljoin(url, location))
+                self._follow(url, deadline)
                 continue
             base = response.header("content-base") or response.header("content-location") or url
             return response, base
         raise RtspError(f"DESCRIBE: more than {MAX_REDIRECTS} redirects")
+
+    def _follow(self, url: str, deadline: float) -> None:
+        """After a redirect: connect to the new host when it is another one."""
+        parts = urlsplit(url)
+        if parts.scheme != "rtsp" or not parts.hostname:
+            raise RtspError("DESCRIBE: redirected to a URL that is not rtsp://")
+        target = (parts.hostname, parts.port or DEFAULT_PORT)
+        if target != (self._host, self._port):
+            self.abort()
+            self._host, self._port = target
+            self._rest = b""
+            self._connect(deadline)
 
     def _take_setup(self, response: Response) -> None:
         session = response.header("session")
@@ -235,43 +253,66 @@ class RtspSession:
 
     def read(self) -> None:
         """Read what the camera sent (waiting up to the read timeout for some), and push its RTP
-        into :attr:`depacketizer`. Raises :class:`RtspError` when the camera fails or ends."""
+        into :attr:`depacketizer`. Raises :class:`RtspError` when the camera fails or ends.
+
+        Reads land in one buffer allocated once: a fresh ``recv`` buffer per read (256 KiB,
+        mmapped and unmapped by the C library each time) cost more than the parsing."""
         sock = self._sock
         assert sock is not None, "open() first"
+        if self._rest:  # what came right after the PLAY response, handled as a read
+            self._held = len(self._rest)
+            self._buf[: self._held] = self._rest
+            self._rest = b""
+            self._consume(self._held)
+        if self.depacketizer.partial:
+            time.sleep(COALESCE_S)
         try:
-            chunk = sock.recv(RECV_BYTES)
+            got = sock.recv_into(self._view[self._held : self._held + RECV_BYTES])
         except TimeoutError:
             raise RtspError(f"camera read failed: nothing for {self._read_timeout_s:g} s") from None
         except OSError as exc:
             raise RtspError(f"camera read failed: {_describe(exc)}") from None
-        if not chunk:
+        if not got:
             raise RtspError("camera ended the stream")
-        data = self._rest + chunk if self._rest else chunk
-        self._rest = data[self._split(data) :]
+        self._consume(self._held + got)
         now = time.monotonic()
         if now >= self._next_report:
             self._send_report(now)
         if now >= self._next_keepalive:
             self._next_keepalive = now + self._keepalive_s
-            self._send(self._keepalive_method, self._aggregate, {})
+            try:
+                self._send(self._keepalive_method, self._aggregate, {})
+            except OSError as exc:
+                raise RtspError(f"camera write failed: {_describe(exc)}") from None
 
-    def _split(self, data: bytes) -> int:
-        """Hand each complete interleaved frame in ``data`` on; where the incomplete rest starts."""
-        view = memoryview(data)
+    def _consume(self, end: int) -> None:
+        """Split the buffer's first ``end`` bytes; keep the incomplete rest at its front."""
+        pos = self._split(end)
+        self.depacketizer.detach()
+        self._held = end - pos
+        if self._held:  # an interleaved frame's start (under 64 KiB)
+            self._buf[: self._held] = bytes(self._view[pos:end])
+
+    def _split(self, end: int) -> int:
+        """Hand each complete interleaved frame in the buffer's first ``end`` bytes on; where
+        the incomplete rest starts."""
+        data, view = self._buf, self._view
         push = self.depacketizer.push
         rtp, rtcp = self._channel, self._channel + 1
-        pos, end = 0, len(data)
+        pos = 0
         while end - pos >= 4:
             if data[pos] != 0x24:  # '$'; else an RTSP response (a keep-alive's) or a request
-                head_end = data.find(b"\r\n\r\n", pos)
+                head_end = data.find(b"\r\n\r\n", pos, end)
                 if head_end < 0:
                     if end - pos > MAX_HEAD_BYTES:
                         raise RtspError("camera read failed: lost the interleaved framing")
                     break
-                size = head_end + 4 - pos + _content_length(data[pos:head_end])
+                size = head_end + 4 - pos + _content_length(bytes(data[pos:head_end]))
+                if size > RECV_BYTES:
+                    raise RtspError("camera read failed: an RTSP message over 256 KiB")
                 if end - pos < size:
                     break
-                self._check_reply(data[pos:head_end])
+                self._check_reply(bytes(data[pos:head_end]))
                 pos += size
                 continue
             channel, size = _FRAME.unpack_from(data, pos + 1)
@@ -280,16 +321,24 @@ class RtspSession:
             if channel == rtp:
                 push(view[pos + 4 : pos + 4 + size])
             elif channel == rtcp:
-                self._take_rtcp(data[pos + 4 : pos + 4 + size])
+                self._take_rtcp(bytes(data[pos + 4 : pos + 4 + size]))
             pos += 4 + size
         return pos
 
     def _check_reply(self, head: bytes) -> None:
+        """A keep-alive's response. 454: the session is gone. 401: the camera's nonce went
+        stale; the next keep-alive (in a second) answers the new challenge."""
         if not head.startswith(b"RTSP/"):
             return  # a request from the camera (ANNOUNCE, SET_PARAMETER...): not answered
-        status = parse_head(head).status
-        if status == 454:
+        response = parse_head(head)
+        if response.status == 454:
             raise RtspError("camera read failed: the camera dropped the session (454)")
+        if response.status == 401 and self._credentials is not None:
+            try:
+                self._credentials.challenge(response.headers.get("www-authenticate", []))
+            except AuthError as exc:
+                raise RtspError(f"camera read failed: {exc}") from None
+            self._next_keepalive = min(self._next_keepalive, time.monotonic() + 1.0)
 
     def _take_rtcp(self, packet: bytes) -> None:
         if len(packet) >= 20 and packet[1] == 200:  # a sender report: its NTP time, for LSR
@@ -331,6 +380,16 @@ class RtspSession:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` as it goes on a request line: no user, no password, no fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 def _content_length(head: bytes) -> int:
