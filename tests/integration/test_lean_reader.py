@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 
 import pytest
 from cctv_pusher.camera import CameraFailure, SourceStats
 from cctv_pusher.config import PusherConfig
-from cctv_pusher.lean_camera import LeanCamera, open_lean
+from cctv_pusher.lean_camera import BFramesSeen, LeanCamera, open_lean
 
 from tests.media import rtsp_server
 from tests.media.camera import CameraSimulator
@@ -115,6 +116,20 @@ async def test_b_frames_announced_by_the_sps_are_known_at_open() -> None:
         camera = await asyncio.to_thread(open_lean, config(sim.url))
         camera.close()
     assert camera.info.b_frames and camera.info.profile == "High"
+
+
+async def test_b_slices_stop_the_reading_even_when_the_sps_says_nothing() -> None:
+    """The engine publishes when the SPS announces no reordering; the first B slice then ends
+    the pump with :class:`BFramesSeen`, and the engine hands the camera to aiortc."""
+    sim = CameraSimulator(port=0, size=SIZE, loop_seconds=1, profile="high", b_frames=2)
+    async with sim:
+        camera = await asyncio.to_thread(open_lean, config(sim.url))
+        units = camera.access_units(noop, SourceStats(), never)
+        try:
+            with pytest.raises(BFramesSeen):
+                await asyncio.to_thread(lambda: list(itertools.islice(units, 50)))
+        finally:
+            camera.close()
 
 
 async def test_a_redirect_to_another_host_and_port_is_followed() -> None:

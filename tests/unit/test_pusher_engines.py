@@ -14,6 +14,7 @@ import time
 import pytest
 from cctv_pusher.certificate import make_certificate
 from cctv_pusher.config import ConfigError, PusherConfig
+from cctv_pusher.ffmpeg_engine import reader_of
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -114,6 +115,26 @@ def test_the_engine_defaults_to_ffmpeg(value: str, engine: str) -> None:
 def test_an_unknown_engine_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="PUSHER_ENGINE must be one of ffmpeg, aiortc"):
         PusherConfig.from_env({**ENV, "PUSHER_ENGINE": "gstreamer"})
+
+
+@pytest.mark.parametrize(
+    ("url", "value", "reader"),
+    [
+        ("rtsp://cam/live", "", "lean"),
+        ("rtsp://cam/live", "FFmpeg", "ffmpeg"),
+        ("rtsps://cam/live", "lean", "ffmpeg"),  # TLS is left to FFmpeg's demuxer
+    ],
+)
+def test_the_ffmpeg_engine_reads_with_the_lean_reader_unless_told_or_tls(
+    url: str, value: str, reader: str
+) -> None:
+    config = PusherConfig.from_env({**ENV, "RTSP_URL": url, "PUSHER_RTSP_READER": value})
+    assert reader_of(config) == reader
+
+
+def test_an_unknown_reader_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="PUSHER_RTSP_READER must be one of lean, ffmpeg"):
+        PusherConfig.from_env({**ENV, "PUSHER_RTSP_READER": "gstreamer"})
 
 
 def test_answer_candidates_come_highest_priority_first_section_by_section() -> None:
