@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     pusher_memory: str = "256m"
     pusher_cpus: float = Field(default=1.0, gt=0, le=64)
     pusher_stop_timeout_seconds: int = Field(default=10, ge=1, le=300)
-    # ffmpeg: FFmpeg's WHIP muxer (half the cost; no DTLS/HTTPS identity checks);
+    # ffmpeg: FFmpeg's WHIP muxer (0.4 of the CPU; no DTLS/HTTPS identity checks);
     # aiortc: verifies both, for ingress paths over untrusted networks. See the pusher README.
     pusher_engine: Literal["ffmpeg", "aiortc"] = "ffmpeg"
     # How the ffmpeg engine reads cameras: lean (its own RTSP/TCP reader, batched reads) or

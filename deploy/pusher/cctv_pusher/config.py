@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# ffmpeg: FFmpeg's own WHIP muxer, all in C (the default, about half the CPU and memory);
+# ffmpeg: FFmpeg's own WHIP muxer, all in C (the default, about 0.4 of the CPU and memory);
 # aiortc: packetized in Python, and it verifies the DTLS fingerprint and the HTTPS certificate.
 ENGINES = ("ffmpeg", "aiortc")
 # How the ffmpeg engine reads the camera. lean: the pusher's own RTSP/TCP reader, batched reads
