@@ -1,11 +1,16 @@
 """The lean reader's RTP → access unit step (RFC 6184), against the camera simulator's own
-packetizer and hand-built packets for what it never sends (STAP-A, padding, extensions)."""
+packetizer and hand-built packets for what it never sends (STAP-A, padding, extensions); then
+the timestamps the lean camera gives the muxer."""
 
 from __future__ import annotations
 
 import struct
 
+import pytest
+from cctv_pusher.camera import CameraFailure, SourceStats
+from cctv_pusher.lean_camera import LeanCamera
 from cctv_pusher.rtp_h264 import START_CODE, AccessUnit, H264Depacketizer
+from cctv_pusher.rtsp_client import RtspError
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -107,3 +112,30 @@ def test_garbage_never_raises(data: bytes) -> None:
     d = H264Depacketizer()
     d.push(memoryview(bytes([0x80, 0xE0]) + data))
     d.push(memoryview(data))
+
+
+class _EndedSession:
+    """What :class:`LeanCamera` reads from: access units already depacketized, then the end."""
+
+    def __init__(self, units: list[AccessUnit]) -> None:
+        self.depacketizer = H264Depacketizer()
+        self.depacketizer.ready.extend(units)
+
+    def read(self) -> None:
+        raise RtspError("camera ended the stream")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_camera_clock_that_goes_back_keeps_the_muxers_timestamps_rising() -> None:
+    idr, p = START_CODE + IDR, START_CODE + P_SLICE  # P_SLICE's header reads as a P slice
+    stamps = [1000, 4600, 8200, 50, 3650]  # the encoder restarted after the third frame
+    units = [AccessUnit(idr if i == 0 else p, ts, i == 0) for i, ts in enumerate(stamps)]
+    camera = LeanCamera(_EndedSession(units), None, [])  # type: ignore[arg-type]
+    got: list[int] = []
+    with pytest.raises(CameraFailure, match="camera ended the stream"):
+        for packet, _ in camera.access_units(lambda *_, **__: None, SourceStats()):
+            assert packet.pts is not None and packet.pts == packet.dts
+            got.append(packet.pts)
+    assert got == [0, 3600, 7200, 7201, 10801]

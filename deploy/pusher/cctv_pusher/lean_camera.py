@@ -73,6 +73,7 @@ class LeanCamera:
         ready.extendleft(reversed(self._pending))
         self._pending = []
         origin: int | None = None
+        last = -1
         while not closing():
             if not ready:
                 try:
@@ -83,13 +84,17 @@ class LeanCamera:
             unit = ready.popleft()
             if origin is None:
                 origin = unit.timestamp
-            packet = av.Packet(unit.data)
-            packet.pts = packet.dts = unit.timestamp - origin
-            packet.time_base = TIME_BASE
+            pts = unit.timestamp - origin
             data = unit.data if unit.keyframe else unit.data[:HEAD_BYTES]
-            codec.feed(data, packet.pts, unit.keyframe)
+            codec.feed(data, pts, unit.keyframe)
             if codec.b_frames:
                 raise BFramesSeen
+            if pts <= last:  # no B-frames: the camera's clock went back (its encoder restarted)
+                origin, pts = unit.timestamp - last - 1, last + 1  # the muxer needs it to rise
+            last = pts
+            packet = av.Packet(unit.data)
+            packet.pts = packet.dts = pts
+            packet.time_base = TIME_BASE
             if unit.keyframe:
                 packet.is_keyframe = True
                 stats.keyframes += 1
