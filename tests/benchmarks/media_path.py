@@ -279,6 +279,16 @@ def ratios(first: dict[str, float], steady: dict[str, dict[str, float]]) -> None
         )
 
 
+def paired_ratios(rounds: dict[str, list[dict[str, float]]]) -> None:
+    """CPU ffmpeg / aiortc round by round: each pair ran back to back, so a drift of the
+    machine's load between rounds cancels out of it (the ratio of the medians keeps it)."""
+    if not rounds.get("ffmpeg") or not rounds.get("aiortc"):
+        return
+    each = [f["cpu"] / a["cpu"] for f, a in zip(rounds["ffmpeg"], rounds["aiortc"], strict=True)]
+    listed = ", ".join(f"{r:.2f}" for r in each)
+    print(f"CPU ffmpeg/aiortc round by round: {listed}; median {statistics.median(each):.2f}")
+
+
 def per_host(figures: dict[str, float], cores: float = 2.0, gib: float = 24.0) -> None:
     """Cameras one host holds at these per-pusher figures, with 20 % kept free."""
     by_cpu = int(cores * 100 * 0.8 / figures["cpu"])
@@ -326,6 +336,7 @@ async def run(valkey_url: str, tmp: Path, args: argparse.Namespace) -> None:
             if results
         }
         print(f"medians over {args.rounds} round(s): {json.dumps(steady)}")
+        paired_ratios(rounds)
     ratios(first, steady)
     if args.many:
         size = args.many_size
