@@ -2,10 +2,9 @@
 
 The pusher gets its inputs as env (``RTSP_URL``, ``WHIP_URL``, ``WHIP_TOKEN``, ``CAMERA_ID``,
 ``PUSHER_ENGINE``, ``PUSHER_RTSP_READER``); the spec keeps them out of its repr and out of
-labels. The
-WHIP endpoint and its token come from a :class:`TargetSource`: the camera's LiveKit ingress
-(``livekit.ingress.IngressManager``), or a fixed endpoint from settings (``CCTV_WHIP_URL``,
-``CCTV_WHIP_TOKEN``) when one is configured.
+labels. The WHIP endpoint and its token come from a :class:`TargetSource`: the camera's LiveKit
+ingress (``livekit.ingress.IngressManager``), or a fixed endpoint from settings
+(``CCTV_WHIP_URL``, ``CCTV_WHIP_TOKEN``) when one is configured.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
+from typing import Any
 
 import pytest
 from cctv_pusher.camera import CameraFailure, SourceStats
@@ -154,3 +156,20 @@ async def test_a_redirect_to_another_host_and_port_is_followed() -> None:
         async with door:
             _, units = await asyncio.to_thread(read, f"rtsp://127.0.0.1:{port}/door", 10)
     assert len(units) == 10 and units[0][1]
+
+
+async def test_parameter_sets_missing_from_the_sdp_come_from_the_first_keyframe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Some cameras send SPS and PPS only in band: the reader takes them from the stream."""
+    described = rtsp_server.build_sdp
+
+    def without_sprop(*args: Any) -> bytes:
+        return re.sub(rb";sprop-parameter-sets=[^;\r\n]*", b"", described(*args))
+
+    monkeypatch.setattr(rtsp_server, "build_sdp", without_sprop)
+    async with CameraSimulator(port=0, size=SIZE, loop_seconds=1) as sim:
+        camera, units = await asyncio.to_thread(read, sim.url, 10)
+    assert (camera.info.width, camera.info.height) == SIZE
+    assert camera.extradata.count(b"\x00\x00\x00\x01") == 2  # SPS and PPS from the keyframe
+    assert units[0][1] and units[0][0].startswith(camera.extradata[:8])

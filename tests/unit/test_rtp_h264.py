@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from cctv_pusher.camera import CameraFailure, SourceStats
+from cctv_pusher.camera import CameraFailure, SourceStats, StreamInfo
 from cctv_pusher.lean_camera import LeanCamera
 from cctv_pusher.rtp_h264 import START_CODE, AccessUnit, H264Depacketizer
 from cctv_pusher.rtsp_client import RtspError
@@ -132,7 +132,8 @@ def test_a_camera_clock_that_goes_back_keeps_the_muxers_timestamps_rising() -> N
     idr, p = START_CODE + IDR, START_CODE + P_SLICE  # P_SLICE's header reads as a P slice
     stamps = [1000, 4600, 8200, 50, 3650]  # the encoder restarted after the third frame
     units = [AccessUnit(idr if i == 0 else p, ts, i == 0) for i, ts in enumerate(stamps)]
-    camera = LeanCamera(_EndedSession(units), None, [])  # type: ignore[arg-type]
+    info = StreamInfo("h264", 640, 360, "High", b_frames=False)
+    camera = LeanCamera(_EndedSession(units), info, b"", None)  # type: ignore[arg-type]
     got: list[int] = []
     with pytest.raises(CameraFailure, match="camera ended the stream"):
         for packet, _ in camera.access_units(lambda *_, **__: None, SourceStats()):

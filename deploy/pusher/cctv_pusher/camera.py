@@ -25,12 +25,11 @@ from av.video.stream import VideoStream
 
 from .codec_watch import CodecWatch, Emit
 from .config import PusherConfig
-from .h264info import leading_nal_units
+from .h264info import MAX_PLAUSIBLE_FPS, leading_nal_units
+from .rtp_h264 import START_CODE
 
 Packet: TypeAlias = "av.Packet[Any]"
-START_CODE = b"\x00\x00\x00\x01"
 NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
-MAX_PLAUSIBLE_FPS = 240  # FFmpeg's guess is sometimes a clock rate (90000), not a frame rate
 # An access unit's first slice starts within this many bytes (after AUD, SPS, PPS and SEI):
 # reading only them keeps the per-frame cost flat however large the picture is.
 HEAD_BYTES = 1024
@@ -128,7 +127,7 @@ def stream_fps(stream: VideoStream) -> float | None:
     """The frame rate FFmpeg gives the stream (the SDP's ``a=framerate``, else its guess), for
     cameras whose SPS carries no timing; None when neither is plausible."""
     for rate in (stream.average_rate, stream.guessed_rate):
-        if rate is not None and 0 < rate <= MAX_PLAUSIBLE_FPS:
+        if rate is not None and 0 < rate <= MAX_PLAUSIBLE_FPS:  # FFmpeg may guess 90000
             return round(float(rate), 3)
     return None
 

@@ -19,6 +19,7 @@ HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 1
 SLICE_HEADER_BYTES = 16  # first_mb_in_slice + slice_type: at most 42 bits, even at level 6.2
 MAX_EXP_GOLOMB_ZEROS = 31  # a longer prefix would code a value beyond 32 bits: not H.264
 START_CODE = b"\x00\x00\x01"
+MAX_PLAUSIBLE_FPS = 240  # above this a "frame rate" is a clock rate (90000) or a mistake
 _SPS_TYPES = frozenset({NAL_SPS})
 _SLICE_TYPES = frozenset({NAL_SLICE, NAL_PARTITION_A, NAL_IDR})  # they open with slice_header
 

@@ -19,15 +19,22 @@ import av
 import av.error
 from av.container import InputContainer
 
-from .camera import HEAD_BYTES, START_CODE, CameraFailure, Packet, SourceStats, StreamInfo
+from .camera import (
+    HEAD_BYTES,
+    NAL_PPS,
+    NAL_SPS,
+    CameraFailure,
+    Packet,
+    SourceStats,
+    StreamInfo,
+)
 from .codec_watch import CodecWatch, Emit
 from .config import PusherConfig
 from .h264info import H264Error, parse_sps
-from .rtp_h264 import AccessUnit
+from .rtp_h264 import START_CODE, AccessUnit
 from .rtsp_client import RtspError, RtspSession
 
 TIME_BASE = Fraction(1, 90000)  # RTP's clock for video
-NAL_SPS, NAL_PPS = 7, 8
 
 
 class BFramesSeen(Exception):
@@ -35,15 +42,24 @@ class BFramesSeen(Exception):
 
 
 class LeanCamera:
-    """One open camera session. :meth:`close` ends it (TEARDOWN)."""
+    """One open camera session (made by :func:`open_lean`). :meth:`close` ends it (TEARDOWN)."""
 
-    def __init__(self, session: RtspSession, fps: float | None, pending: list[AccessUnit]) -> None:
+    def __init__(
+        self,
+        session: RtspSession,
+        info: StreamInfo,
+        extradata: bytes,
+        template: InputContainer | None,
+        *,
+        fps: float | None = None,
+        pending: list[AccessUnit] | None = None,
+    ) -> None:
+        """``extradata``: SPS and PPS, Annex-B; ``template``: a container holding them as a
+        stream; ``fps``: the SDP's frame rate; ``pending``: access units already read."""
         self._session = session
+        self.info, self.extradata, self._template = info, extradata, template
         self._fps = fps
-        self._pending = pending  # access units read while looking for parameter sets
-        self._template: InputContainer | None = None
-        self.extradata = b""
-        self.info = StreamInfo("h264", 0, 0, None, b_frames=False)
+        self._pending = pending or []
 
     def template(self) -> Any:
         """The video stream to pass to ``add_stream_from_template``, valid until
@@ -102,26 +118,30 @@ class LeanCamera:
             stats.bytes += len(unit.data)
             yield packet, data
 
-    def _describe(self, sps: bytes, pps: bytes) -> None:
-        try:
-            parsed = parse_sps(sps)
-        except H264Error as exc:
-            raise CameraFailure(f"the camera's SPS is unreadable: {exc}") from None
-        reorder = parsed.max_num_reorder_frames
-        self.info = StreamInfo("h264", parsed.width, parsed.height, parsed.profile, bool(reorder))
-        self.extradata = START_CODE + sps + START_CODE + pps
-        try:
-            template = av.open(
-                io.BytesIO(self.extradata),
-                "r",
-                format="h264",
-                options={"probesize": "32", "analyzeduration": "0", "fpsprobesize": "0"},
-            )
-        except (av.error.FFmpegError, OSError) as exc:
-            raise CameraFailure(f"FFmpeg refused the camera's parameter sets: {exc}") from None
-        self._template = template
-        if not template.streams.video:
-            raise CameraFailure("FFmpeg found no video in the camera's parameter sets")
+
+def _described(sps: bytes, pps: bytes) -> tuple[StreamInfo, bytes, InputContainer]:
+    """What the SPS says, the parameter sets as extradata, and FFmpeg's stream of them (the
+    muxer's template: it reads the real profile-level-id from it)."""
+    try:
+        parsed = parse_sps(sps)
+    except H264Error as exc:
+        raise CameraFailure(f"the camera's SPS is unreadable: {exc}") from None
+    reorder = parsed.max_num_reorder_frames
+    info = StreamInfo("h264", parsed.width, parsed.height, parsed.profile, bool(reorder))
+    extradata = START_CODE + sps + START_CODE + pps
+    try:
+        template = av.open(
+            io.BytesIO(extradata),
+            "r",
+            format="h264",
+            options={"probesize": "32", "analyzeduration": "0", "fpsprobesize": "0"},
+        )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise CameraFailure(f"FFmpeg refused the camera's parameter sets: {exc}") from None
+    if not template.streams.video:
+        template.close()
+        raise CameraFailure("FFmpeg found no video in the camera's parameter sets")
+    return info, extradata, template
 
 
 def open_lean(config: PusherConfig) -> LeanCamera:
@@ -139,15 +159,14 @@ def open_lean(config: PusherConfig) -> LeanCamera:
             if time.monotonic() > deadline:
                 raise CameraFailure("cannot open the camera stream: no SPS/PPS in time")
             sps, pps, pending = _from_stream(session)
-        camera = LeanCamera(session, video.fps, pending)
-        camera._describe(sps, pps)
+        info, extradata, template = _described(sps, pps)
     except RtspError as exc:
         session.abort()
         raise CameraFailure(f"cannot open the camera stream: {exc}") from None
     except CameraFailure:
         session.abort()
         raise
-    return camera
+    return LeanCamera(session, info, extradata, template, fps=video.fps, pending=pending)
 
 
 def _parameter_sets(nals: tuple[bytes, ...]) -> tuple[bytes | None, bytes | None]:

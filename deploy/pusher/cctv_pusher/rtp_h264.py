@@ -19,8 +19,9 @@ import struct
 from collections import deque
 from dataclasses import dataclass
 
-START_CODE = b"\x00\x00\x00\x01"
-NAL_IDR = 5
+from .h264info import NAL_IDR
+
+START_CODE = b"\x00\x00\x00\x01"  # four bytes, as FFmpeg's RTP demuxer writes them
 STAP_A, FU_A = 24, 28
 _RTP = struct.Struct(">BBHII")  # V/P/X/CC, M/PT, sequence number, timestamp, SSRC
 _U16 = struct.Struct(">H")

@@ -7,6 +7,8 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from .h264info import MAX_PLAUSIBLE_FPS
+
 
 class SdpError(ValueError):
     """The description offers no H.264 video this reader can take."""
@@ -98,7 +100,7 @@ def _framerate(section: list[str]) -> float | None:
         fps = float(value) if value else None
     except ValueError:
         return None
-    return fps if fps is not None and 0 < fps <= 240 else None
+    return fps if fps is not None and 0 < fps <= MAX_PLAUSIBLE_FPS else None
 
 
 def _resolve(base: str, control: str) -> str:
